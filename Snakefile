@@ -1,0 +1,22 @@
+# tunebench: how much does tuning a multimodal LLM gain on your task, and how much does it forget?
+# dataset preparation -> zero-shot eval -> tuning -> downstream and upstream eval -> E/F/O tables.
+from tunebench.config import validate
+
+
+configfile: "config/config.yaml"
+
+
+validate(config)  # schema (workflow/schemas/config.schema.yaml) + names; fails before any job runs
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/base.smk"
+include: "workflow/rules/tune.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        all_outputs(),

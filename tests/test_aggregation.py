@@ -1,0 +1,258 @@
+import json
+import shutil
+import subprocess
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from tunebench.aggregation import (
+    FORMULAS,
+    O_FORMULAS,
+    build_cell,
+    plot_tradeoff,
+    primary_score,
+    seed_result,
+    write_tables,
+)
+
+UPSTREAM = ["up_a", "up_b"]
+
+
+def scores(**values: float) -> dict:
+    return {
+        ds: {"metric": "vqa_accuracy", "primary": "accuracy", "scores": {"accuracy": v, "n": 400}}
+        for ds, v in values.items()
+    }
+
+
+def run(seed: int, train_seconds: float = 100.0, diverged: dict | None = None) -> dict:
+    return {
+        "trainable_params": 1000,
+        "total_params": 10000,
+        "train_seconds": train_seconds,
+        "peak_memory_mb": 2048.0,
+        "seed": seed,
+        "diverged": diverged,
+    }
+
+
+BASE = scores(down=20.0, up_a=80.0, up_b=60.0)
+
+
+def seed_inputs(seed, down_after, a_after=70.0, b_after=62.0, train_seconds=100.0, dataset="down"):
+    base = scores(**{dataset: 20.0}, up_a=80.0, up_b=60.0)
+    tuned = scores(**{dataset: down_after}, up_a=a_after, up_b=b_after)
+    return base, tuned, run(seed, train_seconds)
+
+
+def diverged_inputs(seed, reason="loss is NaN"):
+    return BASE, {}, run(seed, diverged={"step": 120, "reason": reason})
+
+
+# ------------------------------------------------------------------ E/F/O arithmetic
+
+
+def test_primary_score_reads_primary_metric_and_names_missing_dataset():
+    assert primary_score(BASE, "up_a") == 80.0
+    with pytest.raises(KeyError, match="nocaps"):
+        primary_score(BASE, "nocaps")
+    broken = {"coco": {"metric": "cider", "primary": "cider", "scores": {"bleu4": 30.0}}}
+    with pytest.raises(KeyError, match="coco"):
+        primary_score(broken, "coco")
+
+
+def test_seed_result_hand_computed():
+    tuned = scores(down=70.0, up_a=70.0, up_b=62.0)
+    res = seed_result(BASE, tuned, run(0), "down", UPSTREAM)
+    assert res["E"] == pytest.approx(50.0)
+    assert res["F"] == pytest.approx(-4.0)  # mean(70-80, 62-60)
+    assert res["O"] == pytest.approx(46.0)
+    assert res["downstream"] == {"before": 20.0, "after": 70.0}
+    assert res["upstream"]["up_a"] == {"before": 80.0, "after": 70.0}
+    assert res["trainable_params"] == 1000 and res["total_params"] == 10000
+    assert res["train_seconds"] == 100.0 and res["peak_memory_mb"] == 2048.0
+
+    assert seed_result(BASE, tuned, run(0), "down", UPSTREAM, o_formula="mean")["O"] == pytest.approx(23.0)
+    assert O_FORMULAS["sum"](50.0, -4.0) == 46.0 and O_FORMULAS["mean"](50.0, -4.0) == 23.0
+
+
+def test_seed_result_rejects_unknown_o_formula_and_missing_upstream_score():
+    tuned = scores(down=70.0, up_a=70.0)
+    with pytest.raises(ValueError, match="o_formula"):
+        seed_result(BASE, scores(down=70.0, up_a=70.0, up_b=62.0), run(0), "down", UPSTREAM, "max")
+    with pytest.raises(KeyError, match="up_b"):
+        seed_result(BASE, tuned, run(0), "down", UPSTREAM)
+
+
+# ------------------------------------------------------------------ cells
+
+
+def test_build_cell_mean_std_three_seeds():
+    per_seed = {
+        0: seed_inputs(0, 70.0, a_after=70.0, train_seconds=100.0),  # E 50, F -4, O 46
+        1: seed_inputs(1, 72.0, a_after=74.0, train_seconds=200.0),  # E 52, F -2, O 50
+        2: seed_inputs(2, 74.0, a_after=78.0, train_seconds=300.0),  # E 54, F  0, O 54
+    }
+    cell = build_cell("m", "lora", "down", UPSTREAM, per_seed)
+    assert cell["n_seeds"] == 3
+    assert set(cell["seeds"]) == {"0", "1", "2"}
+    mean, std = cell["mean"], cell["std"]
+    assert (mean["E"], mean["F"], mean["O"]) == pytest.approx((52.0, -2.0, 50.0))
+    assert (std["E"], std["F"], std["O"]) == pytest.approx((2.0, 2.0, 4.0))  # ddof=1
+    assert mean["downstream"] == pytest.approx({"before": 20.0, "after": 72.0})
+    assert std["downstream"] == pytest.approx({"before": 0.0, "after": 2.0})
+    assert mean["upstream"]["up_a"]["after"] == pytest.approx(74.0)
+    assert std["upstream"]["up_a"]["after"] == pytest.approx(4.0)
+    assert mean["train_seconds"] == pytest.approx(200.0) and std["train_seconds"] == pytest.approx(100.0)
+    assert mean["trainable_params"] == 1000 and mean["peak_memory_mb"] == 2048.0
+    assert cell["formulas"]["O"] == FORMULAS["O"]
+    assert json.loads(json.dumps(cell)) == cell  # one JSON per cell
+
+
+def test_build_cell_two_seeds_one_seed_and_o_formula_text():
+    per_seed = {0: seed_inputs(0, 70.0), 1: seed_inputs(1, 74.0)}
+    two = build_cell("m", "lora", "down", UPSTREAM, per_seed, o_formula="mean")
+    assert two["mean"]["E"] == pytest.approx(52.0)
+    assert two["std"]["E"] == pytest.approx(8**0.5)  # sample std of 50, 54
+    assert two["formulas"]["O"] == "O = (E + F) / 2"
+    assert two["mean"]["O"] == pytest.approx((52.0 - 4.0) / 2)
+
+    one = build_cell("m", "lora", "down", UPSTREAM, {3: seed_inputs(3, 70.0)})
+    assert one["std"]["E"] == 0.0 and one["n_seeds"] == 1
+
+
+def test_diverged_seed_is_excluded_but_kept_with_reason():
+    per_seed = {0: seed_inputs(0, 70.0), 1: diverged_inputs(1, "loss is NaN"), 2: seed_inputs(2, 74.0)}
+    cell = build_cell("m", "full", "down", UPSTREAM, per_seed)
+    assert cell["n_seeds"] == 2
+    assert cell["seeds"]["1"] == {"diverged": {"step": 120, "reason": "loss is NaN"}}
+    assert cell["mean"]["E"] == pytest.approx(52.0)
+    assert "missing_reason" not in cell
+
+
+def test_all_diverged_cell_is_missing_with_reason():
+    cell = build_cell("m", "full", "down", UPSTREAM, {0: diverged_inputs(0), 1: diverged_inputs(1)})
+    assert cell["mean"] is None and cell["std"] is None and cell["n_seeds"] == 0
+    assert "loss is NaN" in cell["missing_reason"]
+
+
+# ------------------------------------------------------------------ tables
+
+
+def lora_full_cells():
+    """lora beats full on E for ds_one; ds2 has one seed per method."""
+    lora_one = {0: seed_inputs(0, 70.0, dataset="ds_one"), 1: seed_inputs(1, 74.0, dataset="ds_one")}
+    full_one = {0: seed_inputs(0, 60.0, dataset="ds_one"), 1: seed_inputs(1, 62.0, dataset="ds_one")}
+    return [
+        build_cell("m", "lora", "ds_one", UPSTREAM, lora_one),  # E 52 ± 2.8, F -4, O 48
+        build_cell("m", "lora", "ds2", UPSTREAM, {0: seed_inputs(0, 54.0, dataset="ds2")}),  # E 34
+        build_cell("m", "full", "ds_one", UPSTREAM, full_one),  # E 41 ± 1.4
+        build_cell("m", "full", "ds2", UPSTREAM, {0: seed_inputs(0, 60.0, dataset="ds2")}),  # E 40
+    ]
+
+
+def test_markdown_has_formulas_and_mean_pm_std(tmp_path):
+    paths = write_tables(lora_full_cells(), tmp_path / "m", "Model m")
+    md = paths["md"].read_text()
+    assert paths["md"] == tmp_path / "m.md"
+    for text in FORMULAS.values():
+        assert text in md
+    assert "Model m" in md
+    assert "| Method | ds_one E | ds_one F | ds_one O |" in md
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "52.0 ± 2.8" in rows["lora"]
+    assert "-4.0 ± 0.0" in rows["lora"]
+    assert "41.0 ± 1.4" in rows["full"]
+    assert "43.0 ± 1.4" in rows["lora"]  # Mean E: mean(52, 34) ± mean(2.83, 0)
+
+
+def test_csv_reread_with_polars(tmp_path):
+    csv = pl.read_csv(write_tables(lora_full_cells(), tmp_path / "m", "c")["csv"])
+    assert csv.columns == [
+        "method", "dataset", "E_mean", "E_std", "F_mean", "F_std", "O_mean", "O_std",
+        "n_seeds", "trainable_params", "train_seconds",
+    ]
+    assert csv.height == 6  # 2 methods x (2 datasets + mean)
+    lora_one = csv.filter((pl.col("method") == "lora") & (pl.col("dataset") == "ds_one")).row(0, named=True)
+    assert lora_one["E_mean"] == pytest.approx(52.0)
+    assert lora_one["E_std"] == pytest.approx(8**0.5)
+    assert lora_one["F_mean"] == pytest.approx(-4.0)
+    assert lora_one["O_mean"] == pytest.approx(48.0)
+    assert lora_one["n_seeds"] == 2 and lora_one["trainable_params"] == 1000
+    full_mean = csv.filter((pl.col("method") == "full") & (pl.col("dataset") == "mean")).row(0, named=True)
+    assert full_mean["E_mean"] == pytest.approx((41.0 + 40.0) / 2)
+    assert full_mean["n_seeds"] == 1
+
+
+def test_latex_booktabs_escaping_and_bold_best(tmp_path):
+    tex = write_tables(lora_full_cells(), tmp_path / "m", "Model 100% m_1")["tex"].read_text()
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert rule in tex
+    assert r"ds\_one" in tex and "ds_one" not in tex.replace(r"ds\_one", "")
+    assert r"Model 100\% m\_1" in tex
+    assert r"A\_down(tuned)" in tex  # formulas in the caption
+    assert r"\textbf{52.0 $\pm$ 2.8}" in tex  # best E on ds_one (lora)
+    assert r"full & 41.0 $\pm$ 1.4 &" in tex  # full's E on ds_one is not best
+    assert r"\textbf{43.0 $\pm$ 1.4}" in tex  # best Mean E (lora)
+    assert r"$-$4.0 $\pm$ 0.0" in tex  # F as a real minus sign
+    assert r"\textbf{40.0 $\pm$ 0.0}" in tex  # best E on ds2 (full)
+
+
+def test_missing_cell_shows_dash_and_footnote(tmp_path):
+    cells = lora_full_cells()[:2] + [
+        build_cell("m", "full", "ds_one", UPSTREAM, {0: diverged_inputs(0, "grad norm exploded")}),
+        build_cell("m", "full", "ds2", UPSTREAM, {0: seed_inputs(0, 60.0, dataset="ds2")}),
+    ]
+    paths = write_tables(cells, tmp_path / "m", "c")
+    md = paths["md"].read_text()
+    full_row = next(line for line in md.splitlines() if line.startswith("| full"))
+    assert "–[^1]" in full_row
+    assert "40.0 ± 0.0" in full_row  # ds2 still reported
+    assert "[^1]: full / ds_one:" in md and "grad norm exploded" in md
+    assert "[^2]: full / Mean:" in md  # no mean over an incomplete set of datasets
+
+    csv = pl.read_csv(paths["csv"])
+    full = csv.filter(pl.col("method") == "full")
+    assert full.filter(pl.col("dataset") == "ds_one")["E_mean"].to_list() == [None]
+    assert full.filter(pl.col("dataset") == "mean")["E_mean"].to_list() == [None]
+
+    tex = paths["tex"].read_text()
+    assert "--$^{1}$" in tex and "grad norm exploded" in tex
+
+
+def test_write_tables_rejects_several_models(tmp_path):
+    cells = lora_full_cells()
+    cells[0] = {**cells[0], "model": "other"}
+    with pytest.raises(ValueError, match="one model"):
+        write_tables(cells, tmp_path / "m", "c")
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not on PATH")
+def test_latex_compiles(tmp_path):
+    cells = lora_full_cells()
+    cells[2] = build_cell("m", "full", "ds_one", UPSTREAM, {0: diverged_inputs(0, "loss_is_nan & 100%")})
+    write_tables(cells, tmp_path / "table", "Model m_1 & friends")
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n"
+        "\\begin{document}\n\\input{table.tex}\n\\end{document}\n"
+    )
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ plot
+
+
+def test_plot_tradeoff_writes_png(tmp_path):
+    out = plot_tradeoff(lora_full_cells(), tmp_path / "plots" / "tradeoff.png", "Model m")
+    assert out == tmp_path / "plots" / "tradeoff.png"
+    assert out.stat().st_size > 0
+    with Image.open(out) as img:
+        assert img.format == "PNG"
+        width, height = img.size
+    assert 300 <= width <= 3000 and 200 <= height <= 3000

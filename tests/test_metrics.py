@@ -1,0 +1,390 @@
+"""Known-answer tests for tunebench.metrics; expected numbers are worked by hand in comments."""
+
+import math
+
+import pytest
+
+from tunebench import metrics
+from tunebench.metrics import (
+    METRICS,
+    Sample,
+    cider_score,
+    extract_choice,
+    normalize_exact,
+    normalize_vqa_answer,
+    parse_yes_no,
+    ptb_like_tokenize,
+    score,
+    tokenize_captions,
+    vqa_soft_score,
+)
+
+needs_java = pytest.mark.skipif(not metrics.java_available(), reason="java not on PATH")
+
+
+def vqa(output, answers, id="q"):
+    return Sample(id=id, output=output, answers=answers)
+
+
+# ---------------------------------------------------------------- VQA ----
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Two", "2"),  # number word -> digit
+        ("the dog.", "dog"),  # article dropped, trailing period removed
+        ("A Dog", "dog"),
+        ("dont", "don't"),  # contraction table
+        ("isnt", "isn't"),
+        ("1,000", "1000"),  # commas deleted up front
+        ("3.5", "3.5"),  # period followed by a digit kept
+        ("3.", "3"),  # period not followed by a digit removed
+        ("mr. smith?", "mr smith"),
+        ("black-and-white", "black and white"),  # glued '-' becomes a space
+        ("black - white", "black white"),  # spaced '-' is deleted
+        ("none", "0"),  # EvalAI quirk: "none" is a number word
+        ("What's\tthat\n", "what 's that"),  # 's split off; tab/newline -> space
+        ("yes!", "yes"),
+    ],
+)
+def test_vqa_normalisation(raw, expected):
+    assert normalize_vqa_answer(raw) == expected
+
+
+def test_vqa_period_strip_applies_at_most_32_times():
+    # The reference passes re.UNICODE (32) as re.sub's count: 40 periods -> 8 survive.
+    assert normalize_vqa_answer("." * 40 + "x") == "." * 8 + "x"
+
+
+def test_vqa_soft_score_leave_one_out():
+    # 2x red + 8x blue, pred red. For each blue ref, the other 9 contain 2 reds
+    # -> min(1, 2/3); for each red ref, the other 9 contain 1 red -> 1/3.
+    # (8 * 2/3 + 2 * 1/3) / 10 = (16/3 + 2/3) / 10 = 6/10 = 0.6
+    assert vqa_soft_score("red", ["red"] * 2 + ["blue"] * 8) == pytest.approx(0.6)
+    # 1 match: its own ref sees 0 -> 0; 9 others see 1 -> 1/3. 9 * 1/3 / 10 = 0.3
+    assert vqa_soft_score("red", ["red"] + ["blue"] * 9) == pytest.approx(0.3)
+    # 3 matches: 3 refs see 2 -> 2/3; 7 see 3 -> 1. (3 * 2/3 + 7) / 10 = 0.9
+    assert vqa_soft_score("red", ["red"] * 3 + ["blue"] * 7) == pytest.approx(0.9)
+    # 4 matches: every ref sees >= 3 -> 1.0
+    assert vqa_soft_score("red", ["red"] * 4 + ["blue"] * 6) == pytest.approx(1.0)
+    assert vqa_soft_score("green", ["red"] * 4 + ["blue"] * 6) == 0.0
+
+
+def test_vqa_soft_score_normalises_both_sides():
+    # "Two" -> "2"; refs "2", "two", "2." all -> "2": 4 of 10 match -> 1.0
+    assert vqa_soft_score("Two", ["2", "2", "two", "2."] + ["3"] * 6) == pytest.approx(1.0)
+    assert vqa_soft_score("the dog.", ["dog"] * 10) == 1.0
+    assert vqa_soft_score("dont", ["don't"] * 10) == 1.0
+    assert vqa_soft_score("1,000", ["1000"] * 10) == 1.0
+    assert vqa_soft_score("3.5", ["3.5"] * 10) == 1.0
+    assert vqa_soft_score("3.5", ["35"] * 10) == 0.0  # the period between digits is kept
+
+
+def test_vqa_accuracy_dataset_mean():
+    samples = [
+        vqa("Two", ["2"] * 10, id="a"),  # 1.0
+        vqa("red", ["red"] * 2 + ["blue"] * 8, id="b"),  # 0.6
+        vqa("cat", ["dog"] * 10, id="c"),  # 0.0
+    ]
+    # (1.0 + 0.6 + 0.0) / 3 * 100 = 53.333...
+    assert score("vqa_accuracy", samples) == {"accuracy": pytest.approx(160 / 3), "n": 3}
+
+
+# -------------------------------------------------------- exact match ----
+
+
+def test_exact_match_normalisation():
+    assert normalize_exact("  Black-and-White. ") == "blackandwhite"  # punctuation anywhere
+    assert normalize_exact("The Dog") == "the dog"  # no article removal
+
+
+def test_exact_match_accuracy():
+    samples = [
+        Sample("1", "Yes.", ["yes"]),  # right: case + punctuation
+        Sample("2", "black-and-white", ["blackandwhite"]),  # right: inner '-' deleted
+        Sample("3", " left ", ["right", "left"]),  # right: any reference, whitespace stripped
+        Sample("4", "The dog", ["dog"]),  # wrong: articles are not dropped
+        Sample("5", "two", ["2"]),  # wrong: no number-word mapping
+    ]
+    # 3 of 5 right -> 60
+    assert score("exact_match", samples)["accuracy"] == pytest.approx(60.0)
+
+
+# ---------------------------------------------------- multiple choice ----
+
+THREE = ["red circle", "blue square", "green dot"]
+
+
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        ("B", "B"),
+        ("B.", "B"),
+        ("B. blue square", "B"),
+        ("(B)", "B"),
+        ("B) blue square", "B"),
+        ("B: blue square", "B"),
+        ("The answer is B.", "B"),
+        ("Answer: B", "B"),
+        ("the answer is: (C)", "C"),
+        ("Option C", "C"),
+        ("I pick (C) because it is green", "C"),
+        ("C is correct", "C"),
+        ("A", "A"),
+        ("A.", "A"),
+        ("A, since it is red", "A"),
+        ("Because it is blue", None),  # no capital letter standing alone
+        ("A red circle", None),  # leading "A" + space is the article, not option A
+        ("I think so", None),  # leading "I" + space is the pronoun
+        ("the answer is a dog", None),  # letters must be capitals
+        ("b", None),
+        ("", None),
+        ("   ", None),
+        # No letter: fall back to the option text (case-insensitive, trailing punctuation).
+        ("blue square", "B"),
+        ("Green Dot.", "C"),
+        # Out of range with 3 options.
+        ("D", None),
+        ("The answer is D.", None),
+    ],
+)
+def test_extract_choice(output, expected):
+    assert extract_choice(output, THREE) == expected
+
+
+def test_extract_choice_skips_invalid_letter_for_a_valid_one():
+    # "D" is not an option, so the explicit phrase's "B" is used.
+    assert extract_choice("D. no wait, the answer is B", THREE) == "B"
+    # Without choices any capital is accepted.
+    assert extract_choice("D", []) == "D"
+
+
+def test_choice_accuracy():
+    samples = [
+        Sample("1", "B", ["B"], choices=THREE),  # right
+        Sample("2", "The answer is C.", ["C"], choices=THREE),  # right
+        Sample("3", "blue square", ["B"], choices=THREE),  # right via text fallback
+        Sample("4", "Because it is blue", ["B"], choices=THREE),  # wrong: no letter
+        Sample("5", "D", ["D"], choices=THREE),  # wrong: D is not an option
+        Sample("6", "", ["A"], choices=THREE),  # wrong: empty
+        Sample("7", "A", ["B"], choices=THREE),  # wrong letter
+        Sample("8", "(A)", ["A"], choices=THREE),  # right
+    ]
+    # 4 of 8 right -> 50
+    assert score("choice_accuracy", samples)["accuracy"] == pytest.approx(50.0)
+
+
+# ------------------------------------------------------- yes/no (MME) ----
+
+
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        ("Yes", "yes"),
+        ("  YES, it is.", "yes"),
+        ("No.", "no"),
+        ("not at all", "no"),  # starts with "no"
+        ("I think so", "other"),
+        ("", "other"),
+    ],
+)
+def test_parse_yes_no(output, expected):
+    assert parse_yes_no(output) == expected
+
+
+def mme(category, image_id, gold, output, n):
+    return Sample(id=f"{category}-{n}", output=output, answers=[gold], image_id=image_id, category=category)
+
+
+MME_SET = [
+    # color: img1 both right; img2 second wrong; img3 first "other" -> wrong
+    mme("color", "img1.png", "yes", "Yes", 1),
+    mme("color", "img1.png", "no", "No.", 2),
+    mme("color", "img2.png", "yes", "yes, it is", 3),
+    mme("color", "img2.png", "no", "Yes", 4),
+    mme("color", "img3.png", "yes", "I think so", 5),
+    mme("color", "img3.png", "no", "no", 6),
+    # count: same image names as color. img1 both right; img2 first wrong; img3 both right
+    mme("count", "img1.png", "yes", "yes", 7),
+    mme("count", "img1.png", "no", "no", 8),
+    mme("count", "img2.png", "yes", "no", 9),
+    mme("count", "img2.png", "no", "not at all", 10),
+    mme("count", "img3.png", "yes", "YES", 11),
+    mme("count", "img3.png", "no", "No", 12),
+]
+
+
+def test_yesno_pairs_mme():
+    result = score("yesno_pairs", MME_SET)
+    # color: correct 1,1,1,0,0,1 -> 4/6 = 66.67; groups right: img1 only -> 1/3 = 33.33; score 100
+    assert result["accuracy/color"] == pytest.approx(400 / 6)
+    assert result["accuracy_plus/color"] == pytest.approx(100 / 3)
+    assert result["score/color"] == pytest.approx(100.0)
+    # count: correct 1,1,0,1,1,1 -> 5/6 = 83.33; groups right: img1, img3 -> 2/3 = 66.67; score 150
+    assert result["accuracy/count"] == pytest.approx(500 / 6)
+    assert result["accuracy_plus/count"] == pytest.approx(200 / 3)
+    assert result["score/count"] == pytest.approx(150.0)
+    # overall: 9/12 = 75; groups are (category, image): 3 of 6 right -> 50
+    # (grouping by image alone would give img1 only -> 33.33); score 125
+    assert result["accuracy"] == pytest.approx(75.0)
+    assert result["accuracy_plus"] == pytest.approx(50.0)
+    assert result["score"] == pytest.approx(125.0)
+    assert result["score_total"] == pytest.approx(250.0)  # 100 + 150
+    assert result["n"] == 12
+
+
+def test_yesno_pairs_without_categories_has_no_per_category_keys():
+    # One image, one of two right: acc 50, acc+ 0.
+    samples = [Sample("1", "yes", ["yes"], image_id="i"), Sample("2", "yes", ["no"], image_id="i")]
+    assert score("yesno_pairs", samples) == {"accuracy": 50.0, "accuracy_plus": 0.0, "score": 50.0, "n": 2}
+
+
+# -------------------------------------------------------------- CIDEr ----
+
+BOTH_PATHS = [False, pytest.param(True, marks=needs_java)]
+
+
+def caption(output, refs, id="img"):
+    return Sample(id=id, output=output, answers=refs)
+
+
+@pytest.mark.parametrize("use_java", BOTH_PATHS)
+def test_cider_hand_worked(use_java):
+    # Two images, one ref each: "black cat", "brown dog". N = 2, so every n-gram
+    # seen in one image's refs has weight log(2) - log(1) = log 2 (unseen: log 2 too).
+    # Perfect predictions: unigram and bigram cosines are 1, no 3/4-grams -> 0,
+    # no length penalty: 10 * mean(1, 1, 0, 0) = 5 per image -> 500.
+    perfect = [caption("Black cat.", ["black cat"], "1"), caption("brown dog", ["brown dog"], "2")]
+    assert cider_score(perfect, use_java)["cider"] == pytest.approx(500.0)
+
+    # Unigram only: refs "cat", "dog"; preds "dog", "dog". Image 1 shares nothing -> 0;
+    # image 2: unigram cosine 1 -> 10 * mean(1, 0, 0, 0) = 2.5. Mean 1.25 -> 125.
+    unigram = [caption("dog", ["cat"], "1"), caption("dog", ["dog"], "2")]
+    assert cider_score(unigram, use_java)["cider"] == pytest.approx(125.0)
+
+    # Length penalty: pred "black cat sat" vs "black cat". Unigrams: 2 shared of
+    # hyp norm sqrt(3), ref norm sqrt(2) -> 2/sqrt(6); bigrams: 1 of sqrt(2)*1 ->
+    # 1/sqrt(2); trigram has no ref counterpart -> 0. Length counts bigrams:
+    # delta = 2 - 1 = 1 -> penalty exp(-1/72). Second image perfect -> 5.
+    longer = [caption("black cat sat", ["black cat"], "1"), caption("brown dog", ["brown dog"], "2")]
+    first = 10 * (2 / math.sqrt(6) + 1 / math.sqrt(2)) / 4 * math.exp(-1 / 72)
+    assert cider_score(longer, use_java)["cider"] == pytest.approx((first + 5) / 2 * 100)
+
+
+FOUR_IMAGES = [
+    caption("A man riding a wave on a surfboard.", [
+        "A man riding a wave on top of a surfboard.",
+        "A surfer rides a large wave in the ocean.",
+        "Man on a surfboard riding an ocean wave."], "surf"),
+    caption("Two zebras standing in a field.", [
+        "Two zebras standing next to each other in a field.",
+        "A pair of zebras grazing on the grass.",
+        "Zebras stand together in a grassy field."], "zebra"),
+    caption("A kitchen with a wooden table.", [
+        "A kitchen with stainless steel appliances and a wooden table.",
+        "A clean kitchen with a table and chairs.",
+        "The kitchen has wooden cabinets and a dining table."], "kitchen"),
+    caption("A cat sleeping on a couch.", [
+        "An orange cat is sleeping on the couch.",
+        "A cat curled up asleep on a sofa.",
+        "A sleeping cat lying on a couch cushion."], "cat"),
+]
+
+
+@pytest.mark.parametrize("use_java", BOTH_PATHS)
+def test_cider_matches_pycocoevalcap_directly(use_java):
+    from pycocoevalcap.cider.cider import Cider
+
+    refs = tokenize_captions({i: s.answers for i, s in enumerate(FOUR_IMAGES)}, use_java)
+    preds = tokenize_captions({i: [s.output] for i, s in enumerate(FOUR_IMAGES)}, use_java)
+    expected, _ = Cider().compute_score(refs, preds)
+    result = cider_score(FOUR_IMAGES, use_java)["cider"]
+    assert result == pytest.approx(100 * expected)
+    assert result > 0
+
+
+@pytest.mark.parametrize("use_java", BOTH_PATHS)
+def test_cider_perfect_beats_wrong(use_java):
+    perfect = [caption(s.answers[0], s.answers, s.id) for s in FOUR_IMAGES]
+    # Each image gets another image's caption.
+    wrong = [caption(FOUR_IMAGES[(i + 1) % 4].answers[0], s.answers, s.id) for i, s in enumerate(FOUR_IMAGES)]
+    assert cider_score(perfect, use_java)["cider"] > cider_score(FOUR_IMAGES, use_java)["cider"]
+    assert cider_score(FOUR_IMAGES, use_java)["cider"] > cider_score(wrong, use_java)["cider"]
+
+
+@pytest.mark.parametrize("use_java", BOTH_PATHS)
+def test_cider_one_sample_scores_zero(use_java):
+    # N = 1: idf = log(1) - log(df = 1) = 0 for every n-gram, so even a perfect caption scores 0.
+    assert cider_score([caption("a black cat", ["a black cat"])], use_java)["cider"] == 0.0
+
+
+def test_cider_registered_metric_uses_auto_path():
+    result = score("cider", FOUR_IMAGES)
+    assert set(result) == {"cider", "n"}
+    assert result["cider"] == pytest.approx(cider_score(FOUR_IMAGES)["cider"])
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("A dog's ball, (red).", "a dog 's ball -lrb- red -rrb-"),  # PTB keeps lowercased bracket escapes
+        ("Don't worry; it's 3.5 meters-long!", "do n't worry it 's 3.5 meters-long"),
+        ("1,000 people at 5:30 p.m. in the U.S.A.", "1,000 people at 5:30 p.m. in the u.s.a."),
+        ('a sign that says "stop"', "a sign that says stop"),
+        ("Hello...  world? they're here -- wow!!", "hello world they 're here wow !!"),
+        ("", ""),
+    ],
+)
+def test_ptb_like_tokenize(raw, expected):
+    assert ptb_like_tokenize(raw) == expected
+
+
+PLAIN_CAPTIONS = [s.output for s in FOUR_IMAGES] + [r for s in FOUR_IMAGES for r in s.answers] + [
+    "A dog's ball (red) is on the grass.", "Don't worry, it's 3.5 meters-long!",
+    "1,000 people; e.g. U.S.A. ... wow -- ok - fine", "isn't it great? No, it wasn't.",
+]
+
+
+@needs_java
+def test_fallback_tokeniser_agrees_with_ptb_on_plain_english():
+    captions = {i: [c] for i, c in enumerate(PLAIN_CAPTIONS)}
+    assert tokenize_captions(captions, use_java=False) == tokenize_captions(captions, use_java=True)
+
+
+@needs_java
+def test_java_path_survives_line_breaks_inside_captions():
+    # A raw "\r" would split a PTBTokenizer line and shift every later caption.
+    captions = {0: ["a\rcat"], 1: ["a dog"]}
+    assert tokenize_captions(captions, use_java=True) == {0: ["a cat"], 1: ["a dog"]}
+
+
+def test_auto_path_without_java_uses_fallback(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    assert not metrics.java_available()
+    # "@home" is where the paths differ: PTB keeps it whole, the fallback splits it.
+    assert tokenize_captions({0: ["At @home"]}) == {0: ["at @ home"]}
+    assert cider_score(FOUR_IMAGES)["cider"] == pytest.approx(cider_score(FOUR_IMAGES, use_java=False)["cider"])
+
+
+# ----------------------------------------------------------- registry ----
+
+
+def test_registry_names():
+    assert set(METRICS) == {"vqa_accuracy", "exact_match", "choice_accuracy", "yesno_pairs", "cider"}
+
+
+def test_unknown_metric_is_named():
+    with pytest.raises(ValueError, match="bleu") as excinfo:
+        score("bleu", [vqa("x", ["x"])])
+    assert "vqa_accuracy" in str(excinfo.value)  # lists the known names
+
+
+def test_empty_samples_refused():
+    with pytest.raises(ValueError, match="empty"):
+        score("exact_match", [])
+
+
+def test_sample_without_references_refused():
+    with pytest.raises(ValueError, match="no reference"):
+        score("vqa_accuracy", [vqa("x", [])])

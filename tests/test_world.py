@@ -1,0 +1,69 @@
+import io
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from tunebench import datasets, world
+
+
+def test_generation_is_deterministic_and_seed_dependent():
+    a = world.generate("attribute", 20, seed=3, split="train")
+    assert a == world.generate("attribute", 20, seed=3, split="train")
+    assert [r["image"] for r in a] != [r["image"] for r in world.generate("attribute", 20, seed=4, split="train")]
+
+
+def test_train_and_test_images_differ():
+    train = {r["image"] for r in world.generate("caption", 50, seed=0, split="train")}
+    test = {r["image"] for r in world.generate("caption", 50, seed=0, split="test")}
+    assert not train & test
+
+
+def test_pairs_share_an_image_and_hold_one_yes_and_one_no():
+    records = world.generate("is_big", 10, seed=0, split="test")
+    by_image = {}
+    for r in records:
+        by_image.setdefault(r["image_id"], []).append(r["answers"][0])
+    assert all(sorted(v) == ["no", "yes"] for v in by_image.values()) and len(by_image) == 10
+
+
+def test_size_tasks_have_exactly_one_big_object():
+    rng = __import__("random").Random(0)
+    for _ in range(200):
+        scene = world.random_scene(rng, n_min=2, one_big=True)
+        assert sum(o.big for o in scene.objects) == 1 and len(scene.objects) >= 2
+
+
+def test_choice_answers_point_at_the_right_option():
+    for r in world.generate("shape_choice", 30, seed=1, split="train"):
+        colour = r["question"].split("Which shape is ")[1].split("?")[0]
+        assert r["choices"][ord(r["answers"][0]) - ord("A")] in world.SHAPES
+        assert f"B. {r['choices'][1]}" in r["question"] and colour in world.COLOURS
+
+
+def test_vqa_references_are_ten_human_answers():
+    for r in world.generate("attribute", 30, seed=0, split="train"):
+        assert len(r["answers"]) == 10
+
+
+def test_prepare_writes_the_record_schema(tmp_path):
+    entry = {"source": "synthetic", "task": "caption", "metric": "cider", "train_images": 5, "test_images": 4}
+    frame = datasets.prepare("caps", entry, "test", seed=0)
+    datasets.write_split(frame, tmp_path / "caps" / "test.parquet")
+    back = pl.read_parquet(tmp_path / "caps" / "test.parquet")
+    assert back.schema == pl.Schema(datasets.SCHEMA) and back.height == 4
+    row = back.row(0, named=True)
+    assert Image.open(io.BytesIO(row["image"])).size == (world.IMAGE_SIZE, world.IMAGE_SIZE)
+    assert row["split"] == "test" and row["task_type"] == "caption" and len(row["answers"]) == 5
+
+
+def test_bad_rows_are_named(monkeypatch):
+    def broken(name, entry, split, seed):
+        rows = world.generate("attribute", 3, seed=0, split=split)
+        rows[1]["answers"] = []
+        return rows
+    monkeypatch.setitem(datasets.SOURCES, "broken", broken)
+    with pytest.raises(datasets.DatasetError, match=r"dataset 'x', split 'train', row 'attribute-train-1-0': no answer"):
+        datasets.prepare("x", {"source": "broken"}, "train", 0)
+    with pytest.raises(datasets.DatasetError, match="unknown split 'dev'"):
+        datasets.prepare("x", {"source": "synthetic"}, "dev", 0)

@@ -1,0 +1,400 @@
+"""Scoring model predictions (free text) against references.
+
+Every metric takes a list of :class:`Sample` and returns a dict of floats on a
+0-100 scale (CIDEr is x100 too). Use :func:`score`, which looks the metric up in
+:data:`METRICS`, refuses an empty sample list and adds ``"n"`` (the number of
+samples).
+
+Metrics
+-------
+``vqa_accuracy``
+    VQA soft accuracy. Prediction and every reference go through the EvalAI
+    answer processor exactly as LLaVA's ``m4c_evaluator`` and lmms-eval do it
+    (copied there from facebookresearch/mmf, BSD licence), quirks included:
+    commas and ``?`` are deleted up front, ``'s`` becomes `` 's``, the
+    period regex removes every period that is not followed by a digit (its
+    look-behind is mistyped) and is applied at most 32 times (``re.UNICODE``
+    is passed as the count). A question scores the mean over references
+    ``g_i`` of ``min(1, #{j != i: g_j == pred} / 3)``. We always normalise
+    both sides, like the EvalAI processor (what lmms-eval and LLaVA report);
+    we do NOT follow the 2021 official VQA script's edge case that skips
+    normalisation when all references are identical. The formula expects ~10
+    references: with fewer than 4, full credit is impossible and with one it
+    is always 0 -- use ``exact_match`` for single-answer data.
+``exact_match``
+    GQA-style as lmms-eval: lowercase, delete every ``string.punctuation``
+    character anywhere, strip; correct if equal to any reference. No article
+    or number-word normalisation.
+``choice_accuracy``
+    Multiple choice; see :func:`extract_choice` for the letter rules.
+``yesno_pairs``
+    MME protocol (accuracy, accuracy+, score = acc + acc+); see
+    :func:`yesno_pairs`.
+``cider``
+    CIDEr-D from pycocoevalcap's ``Cider``, x100, one corpus-level call.
+    Tokenisation uses pycocoevalcap's ``PTBTokenizer`` (Stanford CoreNLP, the
+    standard COCO pipeline) when ``java`` is on PATH. Without java we fall back
+    to :func:`ptb_like_tokenize`, a pure-Python imitation of PTBTokenizer for
+    plain English (lowercase, split clitics such as ``n't``/``'s``, drop the
+    punctuation tokens PTBTokenizer's wrapper drops). It agrees on ordinary
+    captions but can differ on unusual text (``@home``, ``gonna``, rarer
+    abbreviations), so scores from the two paths can differ slightly; pass
+    ``use_java`` to :func:`cider_score` / :func:`tokenize_captions` to force
+    one. Document frequencies are corpus-level, so a one-sample set scores 0.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import string
+from collections import defaultdict
+from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    output: str  # the model's generated text
+    answers: list[str]  # references: VQA ~10 answers, choice ["B"], captions, yes/no ["yes"]
+    choices: list[str] = ()  # option texts for multiple choice, in letter order (A, B, ...)
+    image_id: str = ""  # groups questions about the same image (MME acc+ pairing)
+    category: str = ""  # sub-group (MME category / question type); may be ""
+
+
+def _mean_percent(values: list[float]) -> float:
+    return 100.0 * sum(values) / len(values)
+
+
+def _require_answers(samples: list[Sample], metric: str) -> None:
+    for s in samples:
+        if not s.answers:
+            raise ValueError(f"{metric}: sample {s.id!r} has no reference answers")
+
+
+# --------------------------------------------------------------------------
+# VQA soft accuracy with the EvalAI answer processor
+# --------------------------------------------------------------------------
+
+# The standard EvalAI contraction table, verbatim (its capitalised keys never
+# match after lowercasing, and "somebody'd" maps the "wrong" way; kept for parity).
+_CONTRACTIONS = {
+    "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've",
+    "couldnt": "couldn't", "couldn'tve": "couldn't've", "couldnt've": "couldn't've",
+    "didnt": "didn't", "doesnt": "doesn't", "dont": "don't", "hadnt": "hadn't",
+    "hadnt've": "hadn't've", "hadn'tve": "hadn't've", "hasnt": "hasn't",
+    "havent": "haven't", "hed": "he'd", "hed've": "he'd've", "he'dve": "he'd've",
+    "hes": "he's", "howd": "how'd", "howll": "how'll", "hows": "how's",
+    "Id've": "I'd've", "I'dve": "I'd've", "Im": "I'm", "Ive": "I've",
+    "isnt": "isn't", "itd": "it'd", "itd've": "it'd've", "it'dve": "it'd've",
+    "itll": "it'll", "let's": "let's", "maam": "ma'am", "mightnt": "mightn't",
+    "mightnt've": "mightn't've", "mightn'tve": "mightn't've", "mightve": "might've",
+    "mustnt": "mustn't", "mustve": "must've", "neednt": "needn't", "notve": "not've",
+    "oclock": "o'clock", "oughtnt": "oughtn't", "ow's'at": "'ow's'at",
+    "'ows'at": "'ow's'at", "'ow'sat": "'ow's'at", "shant": "shan't",
+    "shed've": "she'd've", "she'dve": "she'd've", "she's": "she's",
+    "shouldve": "should've", "shouldnt": "shouldn't", "shouldnt've": "shouldn't've",
+    "shouldn'tve": "shouldn't've", "somebody'd": "somebodyd",
+    "somebodyd've": "somebody'd've", "somebody'dve": "somebody'd've",
+    "somebodyll": "somebody'll", "somebodys": "somebody's", "someoned": "someone'd",
+    "someoned've": "someone'd've", "someone'dve": "someone'd've",
+    "someonell": "someone'll", "someones": "someone's", "somethingd": "something'd",
+    "somethingd've": "something'd've", "something'dve": "something'd've",
+    "somethingll": "something'll", "thats": "that's", "thered": "there'd",
+    "thered've": "there'd've", "there'dve": "there'd've", "therere": "there're",
+    "theres": "there's", "theyd": "they'd", "theyd've": "they'd've",
+    "they'dve": "they'd've", "theyll": "they'll", "theyre": "they're",
+    "theyve": "they've", "twas": "'twas", "wasnt": "wasn't", "wed've": "we'd've",
+    "we'dve": "we'd've", "weve": "we've", "werent": "weren't", "whatll": "what'll",
+    "whatre": "what're", "whats": "what's", "whatve": "what've", "whens": "when's",
+    "whered": "where'd", "wheres": "where's", "whereve": "where've", "whod": "who'd",
+    "whod've": "who'd've", "who'dve": "who'd've", "wholl": "who'll", "whos": "who's",
+    "whove": "who've", "whyll": "why'll", "whyre": "why're", "whys": "why's",
+    "wont": "won't", "wouldve": "would've", "wouldnt": "wouldn't",
+    "wouldnt've": "wouldn't've", "wouldn'tve": "wouldn't've", "yall": "y'all",
+    "yall'll": "y'all'll", "y'allll": "y'all'll", "yall'd've": "y'all'd've",
+    "y'alld've": "y'all'd've", "y'all'dve": "y'all'd've", "youd": "you'd",
+    "youd've": "you'd've", "you'dve": "you'd've", "youll": "you'll",
+    "youre": "you're", "youve": "you've",
+}
+_NUMBER_WORDS = {
+    "none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
+}
+_ARTICLES = {"a", "an", "the"}
+_VQA_PUNCTUATION = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\",
+                    "_", "-", ">", "<", "@", "`", ",", "?", "!"]
+# Same regexes as the reference. PERIOD_STRIP's "(?!<=\d)" is a mistyped
+# look-behind, so in effect it removes any period not followed by a digit.
+_PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
+_COMMA_STRIP = re.compile(r"(?<=\d)(\,)+(?=\d)")
+
+
+def _process_punctuation(text: str) -> str:
+    # Inert in practice (commas are already deleted), but part of the reference rule.
+    has_digit_comma = _COMMA_STRIP.search(text) is not None
+    out = text
+    for p in _VQA_PUNCTUATION:
+        # Punctuation next to a space is deleted; glued inside a word it becomes a space.
+        if p + " " in text or " " + p in text or has_digit_comma:
+            out = out.replace(p, "")
+        else:
+            out = out.replace(p, " ")
+    # The reference passes re.UNICODE (== 32) as the count argument.
+    return _PERIOD_STRIP.sub("", out, count=32)
+
+
+def _process_digit_article(text: str) -> str:
+    words = [_NUMBER_WORDS.get(w, w) for w in text.lower().split()]
+    words = [w for w in words if w not in _ARTICLES]
+    return " ".join(_CONTRACTIONS.get(w, w) for w in words)
+
+
+def normalize_vqa_answer(text: str) -> str:
+    """EvalAI answer processor (LLaVA m4c_evaluator / lmms-eval)."""
+    text = text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
+    text = text.replace("\n", " ").replace("\t", " ").strip()
+    return _process_digit_article(_process_punctuation(text))
+
+
+def vqa_soft_score(prediction: str, references: list[str]) -> float:
+    """Leave-one-out soft score in [0, 1] of one prediction against its references."""
+    pred = normalize_vqa_answer(prediction)
+    refs = [normalize_vqa_answer(r) for r in references]
+    matches = sum(r == pred for r in refs)
+    # For reference i, the others matching the prediction are matches minus (g_i == pred).
+    per_ref = [min(1.0, (matches - (r == pred)) / 3) for r in refs]
+    return sum(per_ref) / len(per_ref)
+
+
+def vqa_accuracy(samples: list[Sample]) -> dict[str, float]:
+    _require_answers(samples, "vqa_accuracy")
+    return {"accuracy": _mean_percent([vqa_soft_score(s.output, s.answers) for s in samples])}
+
+
+# --------------------------------------------------------------------------
+# Exact match (GQA)
+# --------------------------------------------------------------------------
+
+_DELETE_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def normalize_exact(text: str) -> str:
+    return text.lower().translate(_DELETE_PUNCTUATION).strip()
+
+
+def exact_match(samples: list[Sample]) -> dict[str, float]:
+    _require_answers(samples, "exact_match")
+    correct = [
+        float(normalize_exact(s.output) in {normalize_exact(a) for a in s.answers})
+        for s in samples
+    ]
+    return {"accuracy": _mean_percent(correct)}
+
+
+# --------------------------------------------------------------------------
+# Multiple choice
+# --------------------------------------------------------------------------
+
+# Tried in order; the first one giving a valid option letter wins.
+_CHOICE_PATTERNS = [
+    # A lone leading letter: "B", "B.", "B. text", "(B)", "B) text", "B: text", "B, ..."
+    re.compile(r"^\(?([A-Z])(?:$|[.):,])"),
+    # An explicit answer phrase: "The answer is B.", "Answer: B", "option (C)"
+    # (keywords in any case; the letter itself must be a capital)
+    re.compile(r"\b(?i:answer|option|choice)[\s:=]*(?i:is)?[\s:=]*\(?([A-Z])\b"),
+    # A bracketed letter anywhere: "I pick (C) because ..."
+    re.compile(r"\(([A-Z])\)"),
+    # A leading letter followed by text, "B is correct", except A and I, which
+    # start ordinary sentences ("A red circle", "I think ...").
+    re.compile(r"^([B-HJ-Z])\s"),
+]
+_TRAILING_PUNCTUATION = ".,;:!?\"' "
+
+
+def _option_letter(index: int) -> str:
+    return chr(ord("A") + index)
+
+
+def extract_choice(output: str, choices: list[str] = ()) -> str | None:
+    """Option letter the output picks, or None.
+
+    Letters are matched case-sensitively as capitals only, and never inside a
+    word ("Because" is not B). A leading "A" or "I" counts only when followed
+    by end, ".", ")", ":" or "," (so "A red circle" is the article and "I
+    think" the pronoun), as "(A)", or in an explicit phrase like "The answer
+    is A"; other leading letters also count before a space ("B is right"). When
+    ``choices`` is given, letters beyond the options are ignored. If no letter
+    is found, an output equal to an option text (case-insensitive, trailing
+    punctuation stripped) picks that option.
+    """
+    text = output.strip()
+    if not text:
+        return None
+    valid = {_option_letter(i) for i in range(len(choices))} if choices else None
+    for pattern in _CHOICE_PATTERNS:
+        for match in pattern.finditer(text):
+            letter = match.group(1)
+            if valid is None or letter in valid:
+                return letter
+    bare = text.rstrip(_TRAILING_PUNCTUATION).lower()
+    for i, choice in enumerate(choices):
+        if bare == choice.strip().rstrip(_TRAILING_PUNCTUATION).lower():
+            return _option_letter(i)
+    return None
+
+
+def choice_accuracy(samples: list[Sample]) -> dict[str, float]:
+    _require_answers(samples, "choice_accuracy")
+    correct = [
+        float(extract_choice(s.output, s.choices) == s.answers[0].strip().strip("().").upper())
+        for s in samples
+    ]
+    return {"accuracy": _mean_percent(correct)}
+
+
+# --------------------------------------------------------------------------
+# Yes/no pairs (MME)
+# --------------------------------------------------------------------------
+
+
+def parse_yes_no(output: str) -> str:
+    """'yes', 'no' or 'other' (always wrong), from how the output starts."""
+    text = output.strip().lower()
+    if text.startswith("yes"):
+        return "yes"
+    if text.startswith("no"):
+        return "no"
+    return "other"
+
+
+def _yesno_stats(samples: list[Sample]) -> tuple[float, float]:
+    """(accuracy, accuracy_plus) in percent."""
+    correct = [parse_yes_no(s.output) == s.answers[0].strip().lower() for s in samples]
+    groups: dict[tuple[str, str], bool] = {}
+    for s, ok in zip(samples, correct):
+        # Image names repeat across MME categories, so pair within a category.
+        # A sample without image_id is its own group.
+        key = (s.category, s.image_id) if s.image_id else (s.category, "\0" + s.id)
+        groups[key] = groups.get(key, True) and ok
+    return _mean_percent(correct), _mean_percent(list(groups.values()))
+
+
+def yesno_pairs(samples: list[Sample]) -> dict[str, float]:
+    """MME: accuracy, accuracy_plus (all questions about an image right), score = acc + acc+.
+
+    The top-level keys are over all samples (acc+ over all (category, image)
+    groups). When categories are present we also return, for each category c,
+    "accuracy/c", "accuracy_plus/c" and "score/c" (MME's 0-200 per-category
+    score), and "score_total", the sum of the per-category scores (MME's
+    perception/cognition total when the set is exactly those categories).
+    """
+    _require_answers(samples, "yesno_pairs")
+    accuracy, accuracy_plus = _yesno_stats(samples)
+    result = {"accuracy": accuracy, "accuracy_plus": accuracy_plus, "score": accuracy + accuracy_plus}
+    by_category: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_category[s.category].append(s)
+    if any(s.category for s in samples):
+        total = 0.0
+        for category, members in sorted(by_category.items()):
+            acc, acc_plus = _yesno_stats(members)
+            result[f"accuracy/{category}"] = acc
+            result[f"accuracy_plus/{category}"] = acc_plus
+            result[f"score/{category}"] = acc + acc_plus
+            total += acc + acc_plus
+        result["score_total"] = total
+    return result
+
+
+# --------------------------------------------------------------------------
+# CIDEr-D
+# --------------------------------------------------------------------------
+
+# Tokens pycocoevalcap's PTBTokenizer wrapper drops, plus raw double quotes,
+# which PTBTokenizer turns into `` / '' before they are dropped.
+_PTB_DROPPED = {"''", "'", "``", "`", ".", "?", "!", ",", ":", "-", "--", "...", ";", '"'}
+# PTBTokenizer escapes brackets and -lowerCase lowercases the escapes, so they no
+# longer match the wrapper's "-LRB-" etc. and survive as tokens; imitate that.
+_PTB_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
+_PTB_TOKEN = re.compile(
+    r"""(?:[a-z]\.){2,}             # abbreviations keep their periods: e.g. u.s.a.
+      | (?:mrs?|ms|dr|st)\.(?=\s)  # titles keep theirs: mr. smith
+      | \d+(?:[.,:]\d+)+            # numbers with separators: 3.5 1,000 5:30
+      | n't | '(?:s|re|ve|m|ll|d)\b # clitics (split off below)
+      | \w+(?:[-'&/]\w+)*           # words, incl. black-and-white, o'clock
+      | \.\.\. | -- | [!?]{2,}       # multi-character punctuation
+      | \S                          # any other single symbol
+    """,
+    re.VERBOSE,
+)
+
+
+def ptb_like_tokenize(caption: str) -> str:
+    """Pure-Python stand-in for PTBTokenizer + pycocoevalcap's punctuation removal."""
+    text = caption.lower()
+    text = re.sub(r"\bcannot\b", "can not", text)
+    text = re.sub(r"(\w)(n't)\b", r"\1 \2", text)
+    text = re.sub(r"(\w)('(?:s|re|ve|m|ll|d))\b", r"\1 \2", text)
+    tokens = (_PTB_BRACKETS.get(t, t) for t in _PTB_TOKEN.findall(text))
+    return " ".join(t for t in tokens if t not in _PTB_DROPPED)
+
+
+def java_available() -> bool:
+    return shutil.which("java") is not None
+
+
+def tokenize_captions(
+    captions: dict[Hashable, list[str]], use_java: bool | None = None
+) -> dict[Hashable, list[str]]:
+    """Tokenise {key: [caption, ...]}; use_java=None picks PTBTokenizer iff java is on PATH."""
+    # PTBTokenizer is line-based: any line break inside a caption (\r, \u2028, ...)
+    # would misalign every caption after it, so collapse whitespace first.
+    cleaned = {key: [" ".join(c.split()) for c in caps] for key, caps in captions.items()}
+    if use_java is None:
+        use_java = java_available()
+    if not use_java:
+        return {key: [ptb_like_tokenize(c) for c in caps] for key, caps in cleaned.items()}
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    return PTBTokenizer().tokenize({key: [{"caption": c} for c in caps] for key, caps in cleaned.items()})
+
+
+def cider_score(samples: list[Sample], use_java: bool | None = None) -> dict[str, float]:
+    """Corpus-level CIDEr-D x100; samples are keyed by position, so ids may repeat."""
+    from pycocoevalcap.cider.cider import Cider
+
+    _require_answers(samples, "cider")
+    refs = tokenize_captions({i: list(s.answers) for i, s in enumerate(samples)}, use_java)
+    preds = tokenize_captions({i: [s.output] for i, s in enumerate(samples)}, use_java)
+    # One call over the whole set: CIDEr's idf comes from the corpus, so
+    # per-caption calls would be meaningless.
+    corpus_score, _ = Cider().compute_score(refs, preds)
+    return {"cider": 100.0 * float(corpus_score)}
+
+
+def cider(samples: list[Sample]) -> dict[str, float]:
+    return cider_score(samples)
+
+
+# --------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------
+
+METRICS: dict[str, Callable[[list[Sample]], dict[str, float]]] = {
+    "vqa_accuracy": vqa_accuracy,
+    "exact_match": exact_match,
+    "choice_accuracy": choice_accuracy,
+    "yesno_pairs": yesno_pairs,
+    "cider": cider,
+}
+
+
+def score(metric: str, samples: list[Sample]) -> dict[str, float]:
+    """Run a registered metric; the result also carries "n", the number of samples."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(METRICS))}")
+    if not samples:
+        raise ValueError(f"metric {metric!r} needs at least one sample, got an empty list")
+    return {**METRICS[metric](list(samples)), "n": len(samples)}

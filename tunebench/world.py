@@ -1,0 +1,246 @@
+"""The synthetic image world of the embedded study.
+
+Scenes hold 1-3 objects on a 3x3 grid; each object has a distinct shape and colour and is big or
+small. Upstream tasks (what the base model is pretrained on) ask about colour, shape, count and
+existence and caption the scene; size is never named upstream. Downstream tasks ask about size:
+a new visual concept, answered with words the base model already uses (colours, letters, yes/no)
+so that the gain E measures a skill rather than learning a new answer vocabulary.
+
+Everything is a pure function of a seed, so a dataset is reproduced exactly from its config.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+from PIL import Image, ImageDraw
+
+IMAGE_SIZE = 48
+GRID = 3
+SHAPES = ("circle", "square", "triangle")
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (50, 80, 220),
+    "yellow": (235, 210, 40),
+    "purple": (150, 60, 190),
+    "orange": (245, 140, 30),
+}
+# Extra human answers for VQA references: soft accuracy needs >= 3 matching annotators for full credit.
+SYNONYMS = {
+    "red": "crimson",
+    "green": "lime",
+    "blue": "navy",
+    "yellow": "gold",
+    "purple": "violet",
+    "orange": "amber",
+}
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
+LETTERS = "ABCDEFGH"
+CHOICE_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+SHORT_INSTRUCTION = "Answer the question using a single word or phrase."
+CAPTION_PROMPT = "Provide a one-sentence caption for the provided image."
+
+
+@dataclass(frozen=True)
+class Obj:
+    shape: str
+    colour: str
+    row: int
+    col: int
+    big: bool
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple[Obj, ...]
+
+    def by_shape(self, shape: str) -> Obj:
+        return next(o for o in self.objects if o.shape == shape)
+
+    def left_to_right(self) -> list[Obj]:
+        return sorted(self.objects, key=lambda o: (o.col, o.row))
+
+
+def random_scene(rng: random.Random, n_min: int = 1, n_max: int = 3, one_big: bool = False) -> Scene:
+    """A scene with distinct shapes and colours. one_big: exactly one object is big (size tasks)."""
+    n = rng.randint(n_min, n_max)
+    shapes = rng.sample(SHAPES, n)
+    colours = rng.sample(list(COLOURS), n)
+    cells = rng.sample(range(GRID * GRID), n)
+    if one_big:
+        big_index = rng.randrange(n)
+        sizes = [i == big_index for i in range(n)]
+    else:
+        sizes = [rng.random() < 0.5 for _ in range(n)]
+    objects = tuple(
+        Obj(s, c, cell // GRID, cell % GRID, big) for s, c, cell, big in zip(shapes, colours, cells, sizes)
+    )
+    return Scene(objects)
+
+
+def render(scene: Scene, rng: random.Random) -> bytes:
+    """PNG bytes. Positions jitter inside their cell and the background varies, so pixels are not a lookup table."""
+    grey = rng.randint(225, 250)
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (grey, grey, grey))
+    draw = ImageDraw.Draw(image)
+    cell = IMAGE_SIZE // GRID
+    for o in scene.objects:
+        radius = rng.uniform(6.0, 7.5) if o.big else rng.uniform(2.5, 3.5)
+        slack = cell / 2 - radius
+        cx = o.col * cell + cell / 2 + rng.uniform(-slack, slack) * 0.5
+        cy = o.row * cell + cell / 2 + rng.uniform(-slack, slack) * 0.5
+        box = (cx - radius, cy - radius, cx + radius, cy + radius)
+        fill = COLOURS[o.colour]
+        if o.shape == "circle":
+            draw.ellipse(box, fill=fill)
+        elif o.shape == "square":
+            draw.rectangle(box, fill=fill)
+        else:
+            draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=fill)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ---- tasks: each turns one scene into one or more questions ------------------------------------
+
+@dataclass(frozen=True)
+class Question:
+    question: str
+    answers: list[str]
+    choices: list[str]
+    category: str = ""
+
+
+def _vqa_refs(answer: str, rng: random.Random, synonym: str | None) -> list[str]:
+    """Ten 'human' answers: mostly the canonical word, some a synonym or a spelled-out number."""
+    n_other = rng.choice([0, 1, 2, 3]) if synonym else 0
+    refs = [answer] * (10 - n_other) + [synonym] * n_other
+    rng.shuffle(refs)
+    return refs
+
+
+def _choice_question(stem: str, options: list[str], gold: str, rng: random.Random) -> Question:
+    options = list(options)
+    rng.shuffle(options)
+    lines = [stem] + [f"{LETTERS[i]}. {text}" for i, text in enumerate(options)] + [CHOICE_INSTRUCTION]
+    return Question("\n".join(lines), [LETTERS[options.index(gold)]], options)
+
+
+def ask_attribute(scene: Scene, rng: random.Random) -> list[Question]:
+    """Short-answer VQA: the colour of a named shape, or how many shapes there are."""
+    if rng.random() < 0.35:
+        n = len(scene.objects)
+        return [Question(f"How many shapes are there?\n{SHORT_INSTRUCTION}",
+                         _vqa_refs(str(n), rng, NUMBER_WORDS[n]), [], "count")]
+    o = rng.choice(scene.objects)
+    return [Question(f"What color is the {o.shape}?\n{SHORT_INSTRUCTION}",
+                     _vqa_refs(o.colour, rng, SYNONYMS[o.colour]), [], "color")]
+
+
+def ask_exists_pair(scene: Scene, rng: random.Random) -> list[Question]:
+    """MME-style pair about one image: one true 'Is there a <colour> <shape>?' and one false."""
+    present = rng.choice(scene.objects)
+    absent_colour = rng.choice([c for c in COLOURS if c != present.colour])
+    suffix = "Please answer yes or no."
+    pair = [
+        Question(f"Is there a {present.colour} {present.shape}? {suffix}", ["yes"], [], "existence"),
+        Question(f"Is there a {absent_colour} {present.shape}? {suffix}", ["no"], [], "existence"),
+    ]
+    rng.shuffle(pair)
+    return pair
+
+
+def ask_shape_choice(scene: Scene, rng: random.Random) -> list[Question]:
+    """Multiple choice: which shape has the named colour."""
+    o = rng.choice(scene.objects)
+    return [_choice_question(f"Which shape is {o.colour}?", list(SHAPES), o.shape, rng)]
+
+
+def describe(scene: Scene, rng: random.Random) -> list[str]:
+    """Reference captions: the objects left to right, in a few phrasings."""
+    names = [f"a {o.colour} {o.shape}" for o in scene.left_to_right()]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    n = len(names)
+    count = f"{NUMBER_WORDS[n]} shape" + ("s" if n > 1 else "")
+    return [
+        f"{listed}.",
+        f"an image of {listed}.",
+        f"{count}: {listed}.",
+        f"there is {listed}." if n == 1 else f"there are {listed}.",
+        f"a picture showing {listed}.",
+    ]
+
+
+def ask_caption(scene: Scene, rng: random.Random) -> list[Question]:
+    return [Question(CAPTION_PROMPT, describe(scene, rng), [], "caption")]
+
+
+def ask_big_colour(scene: Scene, rng: random.Random) -> list[Question]:
+    """Open answer on the new concept: the colour of the big shape."""
+    big = next(o for o in scene.objects if o.big)
+    return [Question(f"What color is the big shape?\n{SHORT_INSTRUCTION}", [big.colour], [], "size")]
+
+
+def ask_big_choice(scene: Scene, rng: random.Random) -> list[Question]:
+    """Multiple choice on the new concept: which of the shapes shown is big."""
+    big = next(o for o in scene.objects if o.big)
+    return [_choice_question("Which shape is big?", [o.shape for o in scene.objects], big.shape, rng)]
+
+
+def ask_is_big_pair(scene: Scene, rng: random.Random) -> list[Question]:
+    """Yes/no pair on the new concept: is the named shape big? (one yes, one no per image)."""
+    big = next(o for o in scene.objects if o.big)
+    small = rng.choice([o for o in scene.objects if not o.big])
+    suffix = "Please answer yes or no."
+    pair = [Question(f"Is the {big.shape} big? {suffix}", ["yes"], [], "size"),
+            Question(f"Is the {small.shape} big? {suffix}", ["no"], [], "size")]
+    rng.shuffle(pair)
+    return pair
+
+
+@dataclass(frozen=True)
+class Task:
+    ask: Callable[[Scene, random.Random], list[Question]]
+    task_type: str        # how the answer is read: vqa | yesno | choice | caption | exact
+    n_min: int = 1        # objects per scene
+    one_big: bool = False
+
+
+TASKS: dict[str, Task] = {
+    "attribute": Task(ask_attribute, "vqa"),
+    "exists": Task(ask_exists_pair, "yesno"),
+    "shape_choice": Task(ask_shape_choice, "choice"),
+    "caption": Task(ask_caption, "caption"),
+    "big_colour": Task(ask_big_colour, "exact", n_min=2, one_big=True),
+    "big_choice": Task(ask_big_choice, "choice", n_min=2, one_big=True),
+    "is_big": Task(ask_is_big_pair, "yesno", n_min=2, one_big=True),
+}
+
+
+def generate(task_name: str, n_images: int, seed: int, split: str) -> list[dict]:
+    """Records in tunebench's schema for n_images scenes of one task (pairs give two records per image)."""
+    task = TASKS[task_name]
+    rng = random.Random(f"{task_name}/{split}/{seed}")
+    records = []
+    for i in range(n_images):
+        scene = random_scene(rng, n_min=task.n_min, one_big=task.one_big)
+        png = render(scene, rng)
+        image_id = f"{task_name}-{split}-{i}"
+        for j, q in enumerate(task.ask(scene, rng)):
+            records.append({
+                "id": f"{image_id}-{j}",
+                "image_id": image_id,
+                "image": png,
+                "question": q.question,
+                "choices": q.choices,
+                "answers": q.answers,
+                "task_type": task.task_type,
+                "category": q.category,
+                "split": split,
+            })
+    return records

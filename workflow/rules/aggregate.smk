@@ -1,0 +1,30 @@
+rule cell:
+    """One table cell: a method on a downstream set, every seed, with E, F, O and their spread."""
+    input:
+        base_scores=expand(f"{R}/scores/{{{{model}}}}/zeroshot/all/seed{{seed}}.json", seed=SEEDS),
+        tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
+        tuned=expand(tune_dir("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
+    output:
+        cell_path("{model}", "{method}", "{dataset}"),
+    params:
+        upstream=UPSTREAM,
+        seeds=SEEDS,
+        aggregation=config["aggregation"],
+    script:
+        "../scripts/cell.py"
+
+
+rule tables:
+    """The paper-style table (Markdown, CSV, LaTeX) and the E-vs-F trade-off plot for one model."""
+    input:
+        cells=lambda w: [cell_path(w.model, m, d) for m in METHODS for d in DOWNSTREAM],
+    output:
+        md=f"{R}/tables/{{model}}.md",
+        csv=f"{R}/tables/{{model}}.csv",
+        tex=f"{R}/tables/{{model}}.tex",
+        plot=f"{R}/plots/{{model}}_tradeoff.png",
+    params:
+        seeds=SEEDS,
+        upstream=UPSTREAM,
+    script:
+        "../scripts/tables.py"

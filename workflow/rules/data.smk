@@ -1,0 +1,12 @@
+rule prepare:
+    """One dataset split in tunebench's record schema (Parquet)."""
+    output:
+        f"{R}/data/{{name}}/{{split}}.parquet",
+    wildcard_constraints:
+        name=one_of(config["datasets"]),
+        split="train|test",
+    params:
+        entry=lambda w: config["datasets"][w.name],
+        data_seed=config["data_seed"],
+    script:
+        "../scripts/prepare.py"

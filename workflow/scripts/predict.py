@@ -1,0 +1,13 @@
+import torch
+
+from tunebench import study
+
+torch.set_num_threads(snakemake.threads)
+study.predict(
+    snakemake.config,
+    snakemake.wildcards.model,
+    snakemake.input.base,
+    snakemake.input.get("tuned"),
+    dict(zip(snakemake.params.eval_sets, snakemake.input.tests)),
+    dict(zip(snakemake.params.eval_sets, snakemake.output)),
+)

@@ -1,0 +1,3 @@
+from tunebench import study
+
+study.prepare(snakemake.config, snakemake.wildcards.name, snakemake.wildcards.split, snakemake.output[0])

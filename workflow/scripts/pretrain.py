@@ -1,0 +1,12 @@
+import torch
+
+from tunebench import study
+
+torch.set_num_threads(snakemake.threads)
+study.pretrain(
+    snakemake.config,
+    snakemake.wildcards.model,
+    int(snakemake.wildcards.seed),
+    dict(zip(snakemake.params.upstream, snakemake.input.train)),
+    snakemake.output[0],
+)

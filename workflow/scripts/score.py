@@ -1,0 +1,9 @@
+from tunebench import study
+
+names = snakemake.params.eval_sets
+study.score_run(
+    snakemake.config,
+    dict(zip(names, snakemake.input.predictions)),
+    dict(zip(names, snakemake.input.tests)),
+    snakemake.output[0],
+)

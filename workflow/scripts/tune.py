@@ -1,0 +1,16 @@
+import torch
+
+from tunebench import study
+
+torch.set_num_threads(snakemake.threads)
+study.tune(
+    snakemake.config,
+    snakemake.wildcards.model,
+    snakemake.wildcards.method,
+    snakemake.wildcards.dataset,
+    int(snakemake.wildcards.seed),
+    snakemake.input.base,
+    snakemake.input.train,
+    dict(zip(snakemake.params.upstream, snakemake.input.replay)),
+    snakemake.output[0],
+)
