@@ -34,11 +34,18 @@ def test_size_tasks_have_exactly_one_big_object():
         assert sum(o.big for o in scene.objects) == 1 and len(scene.objects) >= 2
 
 
-def test_choice_answers_point_at_the_right_option():
-    for r in world.generate("shape_choice", 30, seed=1, split="train"):
-        colour = r["question"].split("Which shape is ")[1].split("?")[0]
-        assert r["choices"][ord(r["answers"][0]) - ord("A")] in world.SHAPES
-        assert f"B. {r['choices'][1]}" in r["question"] and colour in world.COLOURS
+def test_choice_questions_list_lettered_options_and_a_valid_gold_letter():
+    for r in world.generate("colour_choice", 30, seed=1, split="train"):
+        assert r["choices"] == list(world.COLOURS)
+        assert "\nA. red\nB. green\n" in r["question"]
+        assert 0 <= ord(r["answers"][0]) - ord("A") < len(r["choices"])
+
+
+def test_existence_pairs_ask_a_shown_and_a_missing_shape():
+    records = world.generate("exists", 40, seed=0, split="test")
+    for yes, no in zip(records[::2], records[1::2]):
+        assert yes["image_id"] == no["image_id"]
+        assert {yes["answers"][0], no["answers"][0]} == {"yes", "no"}
 
 
 def test_vqa_references_are_ten_human_answers():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import random
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -86,9 +87,12 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
     parts = {dataset: training.encode(datasets.read_split(train_path), processor, True)}
     mix = {dataset: 1.0 - settings.get("replay", 0.0)}
     if settings.get("replay", 0.0) > 0:
-        replay = [r for rs in _records(replay_paths).values() for r in rs]
-        parts["replay"] = training.encode(replay, processor, True)
         mix["replay"] = settings["replay"]
+        replay = [r for rs in _records(replay_paths).values() for r in rs]
+        # Encode only as many upstream rows as the run can draw: encoding dominates short runs.
+        per_batch = training.batch_counts(mix, settings["batch_size"])["replay"]
+        replay = random.Random(seed).sample(replay, min(len(replay), per_batch * settings["steps"]))
+        parts["replay"] = training.encode(replay, processor, True)
     data, pools = training.concat(parts)
     batches = training.Batches(pools, [training.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     out_dir = Path(out_dir)

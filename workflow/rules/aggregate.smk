@@ -6,10 +6,12 @@ rule cell:
         tuned=expand(tune_dir("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
     output:
         cell_path("{model}", "{method}", "{dataset}"),
+    benchmark:
+        f"{R}/benchmarks/cell/{{model}}.{{method}}.{{dataset}}.tsv"
     params:
         upstream=UPSTREAM,
         seeds=SEEDS,
-        aggregation=config["aggregation"],
+        aggregation=canonical(config["aggregation"]),
     script:
         "../scripts/cell.py"
 
@@ -23,6 +25,8 @@ rule tables:
         csv=f"{R}/tables/{{model}}.csv",
         tex=f"{R}/tables/{{model}}.tex",
         plot=f"{R}/plots/{{model}}_tradeoff.png",
+    benchmark:
+        f"{R}/benchmarks/tables/{{model}}.tsv"
     params:
         seeds=SEEDS,
         upstream=UPSTREAM,

@@ -4,8 +4,10 @@ rule pretrain:
         train=expand(data("{name}", "train"), name=UPSTREAM),
     output:
         directory(base_dir("{model}", "{seed}")),
+    benchmark:
+        f"{R}/benchmarks/pretrain/{{model}}.seed{{seed}}.tsv"
     params:
-        spec=lambda w: config["models"][w.model],
+        spec=lambda w: canonical({k: config["models"][w.model][k] for k in ("architecture", "pretrain")}),
         upstream=UPSTREAM,
     threads: 1
     script:

@@ -1,3 +1,5 @@
+import json
+
 from tunebench.config import eval_sets, method_settings
 
 R = f"results/{config['study']}"
@@ -6,6 +8,11 @@ METHODS = list(config["methods"])
 UPSTREAM = list(config["upstream"])
 DOWNSTREAM = list(config["downstream"])
 SEEDS = list(config["seeds"])
+
+
+def canonical(settings):
+    """Params are rerun triggers compared by repr: sort keys so reordering a config reruns nothing."""
+    return json.dumps(settings, sort_keys=True)
 
 
 def one_of(names):

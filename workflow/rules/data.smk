@@ -5,8 +5,10 @@ rule prepare:
     wildcard_constraints:
         name=one_of(config["datasets"]),
         split="train|test",
+    benchmark:
+        f"{R}/benchmarks/prepare/{{name}}.{{split}}.tsv"
     params:
-        entry=lambda w: config["datasets"][w.name],
+        entry=lambda w: canonical(config["datasets"][w.name]),
         data_seed=config["data_seed"],
     script:
         "../scripts/prepare.py"

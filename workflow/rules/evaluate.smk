@@ -5,6 +5,8 @@ rule predict_zeroshot:
         tests=[data(name, "test") for name in DOWNSTREAM + UPSTREAM],
     output:
         [f"{R}/predictions/{{model}}/zeroshot/all/seed{{seed}}/{name}.jsonl" for name in DOWNSTREAM + UPSTREAM],
+    benchmark:
+        f"{R}/benchmarks/predict/{{model}}.zeroshot.seed{{seed}}.tsv"
     params:
         eval_sets=DOWNSTREAM + UPSTREAM,
     threads: 1
@@ -21,6 +23,8 @@ rule predict_tuned:
     output:
         f"{R}/predictions/{{model}}/{{method}}/{{dataset}}/seed{{seed}}/{{dataset}}.jsonl",
         [f"{R}/predictions/{{model}}/{{method}}/{{dataset}}/seed{{seed}}/{name}.jsonl" for name in UPSTREAM],
+    benchmark:
+        f"{R}/benchmarks/predict/{{model}}.{{method}}.{{dataset}}.seed{{seed}}.tsv"
     params:
         eval_sets=lambda w: [w.dataset] + UPSTREAM,
     threads: 1
@@ -41,8 +45,10 @@ rule score:
     wildcard_constraints:
         run=one_of(METHODS + ["zeroshot"]),
         train=one_of(DOWNSTREAM + ["all"]),
+    benchmark:
+        f"{R}/benchmarks/score/{{model}}.{{run}}.{{train}}.seed{{seed}}.tsv"
     params:
         eval_sets=lambda w: eval_sets(config, w.run, w.train),
-        datasets=lambda w: {name: config["datasets"][name] for name in eval_sets(config, w.run, w.train)},
+        datasets=lambda w: canonical({name: config["datasets"][name] for name in eval_sets(config, w.run, w.train)}),
     script:
         "../scripts/score.py"

@@ -12,9 +12,11 @@ rule tune:
         replay=replay_inputs,
     output:
         directory(tune_dir("{model}", "{method}", "{dataset}", "{seed}")),
+    benchmark:
+        f"{R}/benchmarks/tune/{{model}}.{{method}}.{{dataset}}.seed{{seed}}.tsv"
     params:
         # Only this method's settings: changing one method reruns only its cells.
-        settings=lambda w: method_settings(config, w.method),
+        settings=lambda w: canonical(method_settings(config, w.method)),
         upstream=UPSTREAM,
     threads: 1
     script:

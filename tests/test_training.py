@@ -1,0 +1,56 @@
+import json
+
+import torch
+
+from tunebench import methods, models, prediction, training
+from conftest import TINY_ARCH
+
+
+def _tune_once(tiny_records, tmp_path, seed):
+    records = [r for rs in tiny_records.values() for r in rs]
+    texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
+    tokenizer = models.train_tokenizer(texts, [], TINY_ARCH["vocab_size"])
+    training.seed_everything(seed)
+    model, processor = models.build_embedded(tokenizer, TINY_ARCH, seed=seed)
+    model, _ = methods.apply(model, models.family("llava_onevision"), {"kind": "top", "k": 2})
+    data, pools = training.concat({name: training.encode(rs, processor, True) for name, rs in tiny_records.items()})
+    batches = training.Batches(pools, [training.Phase(3, {name: 1.0 for name in tiny_records})], 7, seed)
+    stats = training.train(model, data, batches, tokenizer.pad_token_id, lr=1e-2, warmup=1,
+                           log_path=tmp_path / f"log{seed}.jsonl")
+    outputs = prediction.generate(model, processor, tiny_records["caption"], batch_size=4, max_new_tokens=5)
+    return model.state_dict(), outputs, stats, (tmp_path / f"log{seed}.jsonl").read_text()
+
+
+def test_the_same_seed_reproduces_weights_predictions_and_losses(tiny_records, tmp_path):
+    a, b = _tune_once(tiny_records, tmp_path / "a", 0), _tune_once(tiny_records, tmp_path / "b", 0)
+    assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
+    assert a[1] == b[1]
+    losses = lambda log: [json.loads(line)["loss"] for line in log.splitlines()]
+    assert losses(a[3]) == losses(b[3]) and len(losses(a[3])) == 3
+
+
+def test_batches_hold_the_mixing_fraction_exactly():
+    counts = training.batch_counts({"down": 0.95, "replay": 0.05}, 32)
+    assert counts == {"down": 30, "replay": 2}
+    batches = training.Batches({"down": range(0, 100), "replay": range(100, 120)},
+                               [training.Phase(5, {"down": 0.95, "replay": 0.05})], 32, seed=0)
+    for batch in batches:
+        assert len(batch) == 32 and sum(i >= 100 for i in batch) == 2
+
+
+def test_curriculum_phases_draw_only_from_their_pools():
+    batches = training.Batches({"a": range(0, 10), "b": range(10, 20)},
+                               [training.Phase(2, {"a": 1.0}), training.Phase(2, {"a": 1.0, "b": 1.0})], 8, seed=1)
+    drawn = list(batches)
+    assert all(i < 10 for batch in drawn[:2] for i in batch)
+    assert all(sum(i >= 10 for i in batch) == 4 for batch in drawn[2:])
+
+
+def test_the_loss_is_on_answer_tokens_only(tiny_model, tiny_records):
+    _, processor = tiny_model
+    data = training.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
+    batch = training.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+    for row in range(2):
+        supervised = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        text = processor.tokenizer.decode(supervised)
+        assert text == tiny_records["big_colour"][row]["answers"][0] + models.END_OF_TURN

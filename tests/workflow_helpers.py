@@ -1,0 +1,31 @@
+"""Running the real workflow from tests, and reading what `snakemake -n` plans."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ROOT / "tests" / "config" / "small.yaml"
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = SMALL) -> str:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-5000:]}\n{done.stderr[-5000:]}")
+    return done.stdout + done.stderr
+
+
+def planned_jobs(dry_run_output: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_output):
+        head = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not head:
+            continue
+        found = re.search(r"^\s*wildcards: (.*)$", block, re.M)
+        wildcards = dict(kv.split("=", 1) for kv in found.group(1).split(", ")) if found else {}
+        jobs.append((head.group(1), wildcards))
+    return jobs
