@@ -32,7 +32,7 @@ def test_a_cell_records_scores_before_and_after_and_what_the_run_did(study):
     _, results = study
     cell = json.loads((results / "cells" / "tiny" / "last" / "big_choice.json").read_text())
     seed = cell["seeds"]["0"]
-    assert set(seed["upstream"]) == {"shapes_vqa", "shapes_exist", "shapes_caption"}
+    assert set(seed["upstream"]) == {"shapes_vqa", "shapes_yesno", "shapes_caption"}
     assert seed["E"] == pytest.approx(seed["downstream"]["after"] - seed["downstream"]["before"])
     changes = [u["after"] - u["before"] for u in seed["upstream"].values()]
     assert seed["F"] == pytest.approx(sum(changes) / len(changes))

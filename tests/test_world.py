@@ -41,11 +41,12 @@ def test_choice_questions_list_lettered_options_and_a_valid_gold_letter():
         assert 0 <= ord(r["answers"][0]) - ord("A") < len(r["choices"])
 
 
-def test_existence_pairs_ask_a_shown_and_a_missing_shape():
-    records = world.generate("exists", 40, seed=0, split="test")
-    for yes, no in zip(records[::2], records[1::2]):
-        assert yes["image_id"] == no["image_id"]
-        assert {yes["answers"][0], no["answers"][0]} == {"yes", "no"}
+def test_warm_pairs_ask_about_a_warm_and_a_cool_shape_of_one_image():
+    records = world.generate("warm_yesno", 40, seed=0, split="test")
+    for a, b in zip(records[::2], records[1::2]):
+        assert a["image_id"] == b["image_id"]
+        assert {a["answers"][0], b["answers"][0]} == {"yes", "no"}
+        assert a["question"].split()[2] != b["question"].split()[2]  # two different shapes
 
 
 def test_vqa_references_are_ten_human_answers():

@@ -38,6 +38,7 @@ SYNONYMS = {
     "purple": "violet",
     "orange": "amber",
 }
+WARM = ("red", "yellow", "orange")
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
 LETTERS = "ABCDEFGH"
 CHOICE_INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -65,11 +66,18 @@ class Scene:
         return sorted(self.objects, key=lambda o: (o.col, o.row))
 
 
-def random_scene(rng: random.Random, n_min: int = 1, n_max: int = 3, one_big: bool = False) -> Scene:
-    """A scene with distinct shapes and colours. one_big: exactly one object is big (size tasks)."""
+def random_scene(rng: random.Random, n_min: int = 1, n_max: int = 3, one_big: bool = False,
+                 warm_and_cool: bool = False) -> Scene:
+    """A scene with distinct shapes and colours. one_big: exactly one object is big (size tasks);
+    warm_and_cool: at least one warm and one cool colour."""
     n = rng.randint(n_min, n_max)
     shapes = rng.sample(SHAPES, n)
-    colours = rng.sample(list(COLOURS), n)
+    if warm_and_cool:
+        colours = [rng.choice(WARM), rng.choice([c for c in COLOURS if c not in WARM])]
+        colours += rng.sample([c for c in COLOURS if c not in colours], n - 2)
+        rng.shuffle(colours)
+    else:
+        colours = rng.sample(list(COLOURS), n)
     cells = rng.sample(range(GRID * GRID), n)
     if one_big:
         big_index = rng.randrange(n)
@@ -142,14 +150,15 @@ def ask_attribute(scene: Scene, rng: random.Random) -> list[Question]:
                      _vqa_refs(o.colour, rng, SYNONYMS[o.colour]), [], "color")]
 
 
-def ask_exists_pair(scene: Scene, rng: random.Random) -> list[Question]:
-    """MME-style pair about one image: 'Is there a <shape>?' for a shape shown and one not shown."""
-    shown = {o.shape for o in scene.objects}
+def ask_warm_pair(scene: Scene, rng: random.Random) -> list[Question]:
+    """MME-style pair about one image: 'Is the <shape> a warm color?' for a warm-coloured shape
+    (yes) and a cool-coloured one (no). A property read off one object, like the downstream
+    size question; comparing two named colours is not learned by a model this small."""
+    warm = rng.choice([o for o in scene.objects if o.colour in WARM])
+    cool = rng.choice([o for o in scene.objects if o.colour not in WARM])
     suffix = "Please answer yes or no."
-    pair = [
-        Question(f"Is there a {rng.choice(sorted(shown))}? {suffix}", ["yes"], [], "existence"),
-        Question(f"Is there a {rng.choice([s for s in SHAPES if s not in shown])}? {suffix}", ["no"], [], "existence"),
-    ]
+    pair = [Question(f"Is the {warm.shape} a warm color? {suffix}", ["yes"], [], "color"),
+            Question(f"Is the {cool.shape} a warm color? {suffix}", ["no"], [], "color")]
     rng.shuffle(pair)
     return pair
 
@@ -207,13 +216,13 @@ class Task:
     ask: Callable[[Scene, random.Random], list[Question]]
     task_type: str        # how the answer is read: vqa | yesno | choice | caption | exact
     n_min: int = 1        # objects per scene
-    n_max: int = 3
     one_big: bool = False
+    warm_and_cool: bool = False
 
 
 TASKS: dict[str, Task] = {
     "attribute": Task(ask_attribute, "vqa"),
-    "exists": Task(ask_exists_pair, "yesno", n_max=2),  # a shape must be missing
+    "warm_yesno": Task(ask_warm_pair, "yesno", n_min=2, warm_and_cool=True),
     "colour_choice": Task(ask_colour_choice, "choice"),
     "caption": Task(ask_caption, "caption"),
     "big_colour": Task(ask_big_colour, "exact", n_min=2, one_big=True),
@@ -228,7 +237,7 @@ def generate(task_name: str, n_images: int, seed: int, split: str) -> list[dict]
     rng = random.Random(f"{task_name}/{split}/{seed}")
     records = []
     for i in range(n_images):
-        scene = random_scene(rng, n_min=task.n_min, n_max=task.n_max, one_big=task.one_big)
+        scene = random_scene(rng, n_min=task.n_min, one_big=task.one_big, warm_and_cool=task.warm_and_cool)
         png = render(scene, rng)
         image_id = f"{task_name}-{split}-{i}"
         for j, q in enumerate(task.ask(scene, rng)):
