@@ -97,7 +97,9 @@ def render(scene: Scene, rng: random.Random) -> bytes:
     draw = ImageDraw.Draw(image)
     cell = IMAGE_SIZE // GRID
     for o in scene.objects:
-        radius = rng.uniform(6.0, 7.5) if o.big else rng.uniform(2.5, 3.5)
+        # Small shapes stay >= 9 px across: smaller, circle/square/triangle blur together at 16 px
+        # patches and the model cannot bind a shape word to its object.
+        radius = rng.uniform(6.75, 7.5) if o.big else rng.uniform(4.5, 5.0)
         slack = cell / 2 - radius
         cx = o.col * cell + cell / 2 + rng.uniform(-slack, slack) * 0.5
         cy = o.row * cell + cell / 2 + rng.uniform(-slack, slack) * 0.5
