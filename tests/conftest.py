@@ -1,6 +1,6 @@
 import pytest
 
-from tunebench import models, world
+from tunebench import modeling, world
 
 TINY_ARCH = dict(hidden_size=32, image_size=48, patch_size=16, vision_layers=1, text_layers=4, heads=2,
                  kv_heads=1, vocab_size=400)
@@ -16,5 +16,5 @@ def tiny_model(tiny_records):
     """A randomly initialised tiny LLaVA-OneVision and its processor, built from config offline."""
     records = [r for rs in tiny_records.values() for r in rs]
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
-    tokenizer = models.train_tokenizer(texts, list(world.COLOURS) + list(world.SHAPES), TINY_ARCH["vocab_size"])
-    return models.build_embedded(tokenizer, TINY_ARCH, seed=0)
+    tokenizer = modeling.train_tokenizer(texts, list(world.COLOURS) + list(world.SHAPES), TINY_ARCH["vocab_size"])
+    return modeling.build_embedded(tokenizer, TINY_ARCH, seed=0)

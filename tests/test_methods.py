@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tunebench import methods, models, study, training
+from tunebench import methods, modeling, models, runs, training
 
 FAMILY = models.family("llava_onevision")
 LAYERS = "model.language_model.layers"
@@ -61,15 +61,15 @@ def test_top_k_out_of_range_is_refused(tiny_model):
 @pytest.mark.parametrize("kind", ["lora", "last"])
 def test_training_changes_only_the_trainable_set_and_reloads(tiny_model, tiny_records, tmp_path, kind):
     model, processor = tiny_model
-    models.save(model, processor, tmp_path / "base")
+    modeling.save(model, processor, tmp_path / "base")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model, expected = methods.apply(model, FAMILY, {"kind": kind, "targets": ["q_proj", "v_proj"]})
     data = training.encode(tiny_records["big_colour"], processor, with_targets=True)
     batches = training.Batches({"d": range(len(data))}, [training.Phase(3, {"d": 1.0})], 4, seed=0)
     training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
                    log_path=tmp_path / "log.jsonl")
-    study.save_tuned(model, kind, expected, tmp_path / "tuned")
-    reloaded, _ = study.load_tuned(tmp_path / "base", tmp_path / "tuned")
+    runs.save_tuned(model, kind, expected, tmp_path / "tuned")
+    reloaded, _ = runs.load_tuned(tmp_path / "base", tmp_path / "tuned")
     after = dict(reloaded.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
     if kind == "last":

@@ -2,16 +2,16 @@ import json
 
 import torch
 
-from tunebench import methods, models, prediction, training
+from tunebench import methods, modeling, models, prediction, training
 from conftest import TINY_ARCH
 
 
 def _tune_once(tiny_records, tmp_path, seed):
     records = [r for rs in tiny_records.values() for r in rs]
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
-    tokenizer = models.train_tokenizer(texts, [], TINY_ARCH["vocab_size"])
+    tokenizer = modeling.train_tokenizer(texts, [], TINY_ARCH["vocab_size"])
     training.seed_everything(seed)
-    model, processor = models.build_embedded(tokenizer, TINY_ARCH, seed=seed)
+    model, processor = modeling.build_embedded(tokenizer, TINY_ARCH, seed=seed)
     model, _ = methods.apply(model, models.family("llava_onevision"), {"kind": "top", "k": 2})
     data, pools = training.concat({name: training.encode(rs, processor, True) for name, rs in tiny_records.items()})
     batches = training.Batches(pools, [training.Phase(3, {name: 1.0 for name in tiny_records})], 7, seed)
@@ -53,4 +53,4 @@ def test_the_loss_is_on_answer_tokens_only(tiny_model, tiny_records):
     for row in range(2):
         supervised = batch["labels"][row][batch["labels"][row] != -100].tolist()
         text = processor.tokenizer.decode(supervised)
-        assert text == tiny_records["big_colour"][row]["answers"][0] + models.END_OF_TURN
+        assert text == tiny_records["big_colour"][row]["answers"][0] + modeling.END_OF_TURN

@@ -21,7 +21,7 @@ def test_the_table_holds_every_cell(study):
     _, results = study
     table = pl.read_csv(results / "tables" / "tiny.csv")
     rows = {(r["method"], r["dataset"]) for r in table.to_dicts()}
-    assert rows == {("lora", "big_choice"), ("last", "big_choice"), ("lora", "mean"), ("last", "mean")}
+    assert rows == {("lora", "big_count"), ("last", "big_count"), ("lora", "mean"), ("last", "mean")}
     markdown = (results / "tables" / "tiny.md").read_text()
     assert "E = A_down(tuned) - A_down(zero-shot)" in markdown and "| lora |" in markdown
     assert "\\toprule" in (results / "tables" / "tiny.tex").read_text()
@@ -30,27 +30,27 @@ def test_the_table_holds_every_cell(study):
 
 def test_a_cell_records_scores_before_and_after_and_what_the_run_did(study):
     _, results = study
-    cell = json.loads((results / "cells" / "tiny" / "last" / "big_choice.json").read_text())
+    cell = json.loads((results / "cells" / "tiny" / "last" / "big_count.json").read_text())
     seed = cell["seeds"]["0"]
     assert set(seed["upstream"]) == {"shapes_vqa", "shapes_yesno", "shapes_caption"}
     assert seed["E"] == pytest.approx(seed["downstream"]["after"] - seed["downstream"]["before"])
     changes = [u["after"] - u["before"] for u in seed["upstream"].values()]
     assert seed["F"] == pytest.approx(sum(changes) / len(changes))
     assert seed["O"] == pytest.approx(seed["E"] + seed["F"])
-    run = json.loads((results / "tune" / "tiny" / "last" / "big_choice" / "seed0" / "run.json").read_text())
+    run = json.loads((results / "tune" / "tiny" / "last" / "big_count" / "seed0" / "run.json").read_text())
     assert seed["trainable_params"] == run["trainable_params"] == sum(run["trainable"].values())
     assert all(n.startswith("model.language_model.layers.3.") for n in run["trainable"])
     assert run["train_seconds"] > 0 and run["peak_memory_mb"] > 0 and run["environment"]["libraries"]["torch"]
-    log = (results / "tune" / "tiny" / "last" / "big_choice" / "seed0" / "train_log.jsonl").read_text().splitlines()
+    log = (results / "tune" / "tiny" / "last" / "big_count" / "seed0" / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 4 and {"step", "loss", "lr", "samples_per_s"} <= set(json.loads(log[0]))
 
 
 def test_predictions_are_files_with_id_prompt_and_output(study):
     _, results = study
-    path = results / "predictions" / "tiny" / "lora" / "big_choice" / "seed0" / "shapes_vqa.jsonl"
+    path = results / "predictions" / "tiny" / "lora" / "big_count" / "seed0" / "shapes_vqa.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows and all(set(r) == {"id", "prompt", "output"} for r in rows)
-    scores = json.loads((results / "scores" / "tiny" / "lora" / "big_choice" / "seed0.json").read_text())
+    scores = json.loads((results / "scores" / "tiny" / "lora" / "big_count" / "seed0.json").read_text())
     assert scores["shapes_vqa"]["scores"]["n"] == len(rows)
 
 
@@ -77,11 +77,11 @@ def test_changing_one_methods_lr_reruns_only_that_method(study, tmp_path):
 
 def test_one_cell_is_rebuilt_by_asking_for_its_file(study):
     workdir, results = study
-    cell = results / "cells" / "tiny" / "lora" / "big_choice.json"
+    cell = results / "cells" / "tiny" / "lora" / "big_count.json"
     before = json.loads(cell.read_text())
     cell.unlink()
     target = str(cell.relative_to(workdir))
     assert planned_jobs(snakemake(workdir, "-n", target)) == [("cell", {"model": "tiny", "method": "lora",
-                                                                       "dataset": "big_choice"})]
+                                                                       "dataset": "big_count"})]
     snakemake(workdir, target)
     assert json.loads(cell.read_text())["mean"] == before["mean"]

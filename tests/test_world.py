@@ -19,12 +19,18 @@ def test_train_and_test_images_differ():
     assert not train & test
 
 
-def test_pairs_share_an_image_and_hold_one_yes_and_one_no():
-    records = world.generate("is_big", 10, seed=0, split="test")
+def test_size_pairs_share_an_image_and_hold_one_yes_and_one_no():
+    records = world.generate("big_any", 10, seed=0, split="test")
     by_image = {}
     for r in records:
         by_image.setdefault(r["image_id"], []).append(r["answers"][0])
     assert all(sorted(v) == ["no", "yes"] for v in by_image.values()) and len(by_image) == 10
+
+
+def test_big_count_choice_letters_map_to_counts():
+    records = world.generate("big_count_choice", 60, seed=0, split="test")
+    assert all(r["choices"] == ["0", "1", "2", "3"] for r in records)
+    assert {r["answers"][0] for r in records} <= {"A", "B", "C", "D"} and len({r["answers"][0] for r in records}) > 2
 
 
 def test_size_tasks_have_exactly_one_big_object():
@@ -41,12 +47,13 @@ def test_choice_questions_list_lettered_options_and_a_valid_gold_letter():
         assert 0 <= ord(r["answers"][0]) - ord("A") < len(r["choices"])
 
 
-def test_warm_pairs_ask_about_a_warm_and_a_cool_shape_of_one_image():
-    records = world.generate("warm_yesno", 40, seed=0, split="test")
+def test_count_pairs_hold_one_true_and_one_false_statement_about_one_image():
+    records = world.generate("count_yesno", 40, seed=0, split="test")
     for a, b in zip(records[::2], records[1::2]):
-        assert a["image_id"] == b["image_id"]
+        assert a["image_id"] == b["image_id"] and a["question"] != b["question"]
         assert {a["answers"][0], b["answers"][0]} == {"yes", "no"}
-        assert a["question"].split()[2] != b["question"].split()[2]  # two different shapes
+    singles = [r for r in records if r["question"].startswith("Is there only one") and r["answers"] == ["yes"]]
+    assert 0 < len(singles) < len(records) / 2
 
 
 def test_vqa_references_are_ten_human_answers():

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 import polars as pl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 O_FORMULAS: dict[str, Callable[[float, float], float]] = {
     "sum": lambda e, f: e + f,
@@ -378,6 +376,10 @@ def write_tables(cells: list[dict], out_prefix: Path, caption: str) -> dict[str,
 
 def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
     """E vs F per method: a labelled marker at the mean over datasets, faded ones per dataset."""
+    # Imported here: matplotlib costs most of this module's import time, and most callers only score.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     frame = _results_frame(cells)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,6 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-import torch
-from peft import LoraConfig, get_peft_model
-
 from .models import Family, decoder_layer_count
 
 
@@ -22,12 +19,12 @@ class TrainableSetError(RuntimeError):
     pass
 
 
-def _freeze_all(model: torch.nn.Module) -> None:
+def _freeze_all(model) -> None:
     for p in model.parameters():
         p.requires_grad_(False)
 
 
-def _unfreeze_prefixes(model: torch.nn.Module, prefixes: list[str]) -> set[str]:
+def _unfreeze_prefixes(model, prefixes: list[str]) -> set[str]:
     chosen = set()
     for name, p in model.named_parameters():
         if any(name == pre or name.startswith(pre + ".") for pre in prefixes):
@@ -65,6 +62,8 @@ def lora_target_regex(fam: Family, targets: list[str]) -> str:
 
 def _lora(use_dora: bool):
     def apply(model, fam: Family, cfg: dict):
+        from peft import LoraConfig, get_peft_model  # heavy: imported only when a LoRA run needs it
+
         config = LoraConfig(
             r=cfg.get("r", 8),
             lora_alpha=cfg.get("alpha", 16),
@@ -103,11 +102,11 @@ def apply(model, fam: Family, cfg: dict):
     return model, expected
 
 
-def trainable_names(model: torch.nn.Module) -> set[str]:
+def trainable_names(model) -> set[str]:
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
-def check_trainable(model: torch.nn.Module, expected: set[str], kind: str) -> None:
+def check_trainable(model, expected: set[str], kind: str) -> None:
     actual = trainable_names(model)
     if actual != expected:
         extra, missing = sorted(actual - expected), sorted(expected - actual)
@@ -118,7 +117,7 @@ def check_trainable(model: torch.nn.Module, expected: set[str], kind: str) -> No
         )
 
 
-def parameter_counts(model: torch.nn.Module) -> dict:
+def parameter_counts(model) -> dict:
     trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
     total = sum(p.numel() for p in model.parameters())
     return {"trainable_params": sum(trainable.values()), "total_params": total, "trainable": trainable}

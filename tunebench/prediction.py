@@ -6,9 +6,6 @@ sequence's answer starts right after its own prompt.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 
 from .training import Encoded, encode
@@ -58,18 +55,3 @@ def predict(model, processor, records: list[dict], batch_size: int) -> list[dict
     max_new = max(MAX_NEW_TOKENS[t] for t in task_types)
     outputs = generate(model, processor, records, batch_size, max_new)
     return [{"id": r["id"], "prompt": r["question"], "output": o} for r, o in zip(records, outputs)]
-
-
-def write_jsonl(rows: list[dict], path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    tmp.rename(path)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]

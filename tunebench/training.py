@@ -24,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from .models import END_OF_TURN, prompt_text
+from .modeling import END_OF_TURN, prompt_text
 
 ENCODE_CHUNK = 256
 

@@ -38,7 +38,6 @@ SYNONYMS = {
     "purple": "violet",
     "orange": "amber",
 }
-WARM = ("red", "yellow", "orange")
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
 LETTERS = "ABCDEFGH"
 CHOICE_INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -66,18 +65,11 @@ class Scene:
         return sorted(self.objects, key=lambda o: (o.col, o.row))
 
 
-def random_scene(rng: random.Random, n_min: int = 1, n_max: int = 3, one_big: bool = False,
-                 warm_and_cool: bool = False) -> Scene:
-    """A scene with distinct shapes and colours. one_big: exactly one object is big (size tasks);
-    warm_and_cool: at least one warm and one cool colour."""
+def random_scene(rng: random.Random, n_min: int = 1, n_max: int = 3, one_big: bool = False) -> Scene:
+    """A scene with distinct shapes and colours. one_big: exactly one object is big (size tasks)."""
     n = rng.randint(n_min, n_max)
     shapes = rng.sample(SHAPES, n)
-    if warm_and_cool:
-        colours = [rng.choice(WARM), rng.choice([c for c in COLOURS if c not in WARM])]
-        colours += rng.sample([c for c in COLOURS if c not in colours], n - 2)
-        rng.shuffle(colours)
-    else:
-        colours = rng.sample(list(COLOURS), n)
+    colours = rng.sample(list(COLOURS), n)
     cells = rng.sample(range(GRID * GRID), n)
     if one_big:
         big_index = rng.randrange(n)
@@ -152,15 +144,13 @@ def ask_attribute(scene: Scene, rng: random.Random) -> list[Question]:
                      _vqa_refs(o.colour, rng, SYNONYMS[o.colour]), [], "color")]
 
 
-def ask_warm_pair(scene: Scene, rng: random.Random) -> list[Question]:
-    """MME-style pair about one image: 'Is the <shape> a warm color?' for a warm-coloured shape
-    (yes) and a cool-coloured one (no). A property read off one object, like the downstream
-    size question; comparing two named colours is not learned by a model this small."""
-    warm = rng.choice([o for o in scene.objects if o.colour in WARM])
-    cool = rng.choice([o for o in scene.objects if o.colour not in WARM])
+def ask_count_pair(scene: Scene, rng: random.Random) -> list[Question]:
+    """MME-style pair about one image: 'Is there only one shape?' and 'Is there more than one
+    shape?', one true and one false."""
+    one = len(scene.objects) == 1
     suffix = "Please answer yes or no."
-    pair = [Question(f"Is the {warm.shape} a warm color? {suffix}", ["yes"], [], "color"),
-            Question(f"Is the {cool.shape} a warm color? {suffix}", ["no"], [], "color")]
+    pair = [Question(f"Is there only one shape? {suffix}", ["yes" if one else "no"], [], "count"),
+            Question(f"Is there more than one shape? {suffix}", ["no" if one else "yes"], [], "count")]
     rng.shuffle(pair)
     return pair
 
@@ -196,19 +186,20 @@ def ask_big_colour(scene: Scene, rng: random.Random) -> list[Question]:
     return [Question(f"What color is the big shape?\n{SHORT_INSTRUCTION}", [big.colour], [], "size")]
 
 
-def ask_big_choice(scene: Scene, rng: random.Random) -> list[Question]:
-    """Multiple choice on the new concept: which shape is big."""
-    big = next(o for o in scene.objects if o.big)
-    return [_choice_question("Which shape is big?", list(SHAPES), big.shape)]
+def ask_big_count_choice(scene: Scene, rng: random.Random) -> list[Question]:
+    """Multiple choice on the new concept: how many shapes are big (0-3)."""
+    n_big = str(sum(o.big for o in scene.objects))
+    return [_choice_question("How many big shapes are there?", ["0", "1", "2", "3"], n_big)]
 
 
-def ask_is_big_pair(scene: Scene, rng: random.Random) -> list[Question]:
-    """Yes/no pair on the new concept: is the named shape big? (one yes, one no per image)."""
-    big = next(o for o in scene.objects if o.big)
-    small = rng.choice([o for o in scene.objects if not o.big])
+def ask_big_any_pair(scene: Scene, rng: random.Random) -> list[Question]:
+    """Yes/no pair on the new concept: 'Is there a big shape?' and 'Are all the shapes small?',
+    one true and one false. Size is read over the whole image, as counting is upstream: a model
+    this small does not learn to pick out the object a question names."""
+    any_big = any(o.big for o in scene.objects)
     suffix = "Please answer yes or no."
-    pair = [Question(f"Is the {big.shape} big? {suffix}", ["yes"], [], "size"),
-            Question(f"Is the {small.shape} big? {suffix}", ["no"], [], "size")]
+    pair = [Question(f"Is there a big shape? {suffix}", ["yes" if any_big else "no"], [], "size"),
+            Question(f"Are all the shapes small? {suffix}", ["no" if any_big else "yes"], [], "size")]
     rng.shuffle(pair)
     return pair
 
@@ -219,17 +210,16 @@ class Task:
     task_type: str        # how the answer is read: vqa | yesno | choice | caption | exact
     n_min: int = 1        # objects per scene
     one_big: bool = False
-    warm_and_cool: bool = False
 
 
 TASKS: dict[str, Task] = {
     "attribute": Task(ask_attribute, "vqa"),
-    "warm_yesno": Task(ask_warm_pair, "yesno", n_min=2, warm_and_cool=True),
+    "count_yesno": Task(ask_count_pair, "yesno"),
     "colour_choice": Task(ask_colour_choice, "choice"),
     "caption": Task(ask_caption, "caption"),
     "big_colour": Task(ask_big_colour, "exact", n_min=2, one_big=True),
-    "big_choice": Task(ask_big_choice, "choice", n_min=2, one_big=True),
-    "is_big": Task(ask_is_big_pair, "yesno", n_min=2, one_big=True),
+    "big_count_choice": Task(ask_big_count_choice, "choice"),
+    "big_any": Task(ask_big_any_pair, "yesno"),
 }
 
 
@@ -239,7 +229,7 @@ def generate(task_name: str, n_images: int, seed: int, split: str) -> list[dict]
     rng = random.Random(f"{task_name}/{split}/{seed}")
     records = []
     for i in range(n_images):
-        scene = random_scene(rng, n_min=task.n_min, one_big=task.one_big, warm_and_cool=task.warm_and_cool)
+        scene = random_scene(rng, n_min=task.n_min, one_big=task.one_big)
         png = render(scene, rng)
         image_id = f"{task_name}-{split}-{i}"
         for j, q in enumerate(task.ask(scene, rng)):

@@ -1,9 +1,9 @@
 import torch
 
-from tunebench import study
+from tunebench import runs
 
 torch.set_num_threads(snakemake.threads)
-study.predict(
+runs.predict(
     snakemake.config,
     snakemake.wildcards.model,
     snakemake.input.base,

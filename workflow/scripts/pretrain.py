@@ -1,9 +1,9 @@
 import torch
 
-from tunebench import study
+from tunebench import runs
 
 torch.set_num_threads(snakemake.threads)
-study.pretrain(
+runs.pretrain(
     snakemake.config,
     snakemake.wildcards.model,
     int(snakemake.wildcards.seed),

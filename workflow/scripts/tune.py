@@ -1,9 +1,9 @@
 import torch
 
-from tunebench import study
+from tunebench import runs
 
 torch.set_num_threads(snakemake.threads)
-study.tune(
+runs.tune(
     snakemake.config,
     snakemake.wildcards.model,
     snakemake.wildcards.method,
