@@ -68,7 +68,7 @@ def test_training_changes_only_the_trainable_set_and_reloads(tiny_model, tiny_re
     batches = training.Batches({"d": range(len(data))}, [training.Phase(3, {"d": 1.0})], 4, seed=0)
     training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
                    log_path=tmp_path / "log.jsonl")
-    runs.save_tuned(model, kind, expected, tmp_path / "tuned")
+    runs.save_tuned(model, expected, tmp_path / "tuned")
     reloaded, _ = runs.load_tuned(tmp_path / "base", tmp_path / "tuned")
     after = dict(reloaded.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n].detach())}

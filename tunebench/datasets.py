@@ -13,6 +13,7 @@ from typing import Callable
 import polars as pl
 
 from . import world
+from .files import atomic_write
 
 TASK_TYPES = ("vqa", "yesno", "choice", "caption", "exact")
 SCHEMA = {
@@ -76,11 +77,7 @@ def prepare(name: str, entry: dict, split: str, seed: int) -> pl.DataFrame:
 
 
 def write_split(frame: pl.DataFrame, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.write_parquet(tmp)
-    tmp.rename(path)  # a killed job never leaves a half-written file under the final name
+    atomic_write(path, frame.write_parquet)
 
 
 def read_split(path: Path) -> list[dict]:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 
-def write_text(text: str, path: Path) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """`write` fills a temporary file beside `path`, which then takes its final name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+    write(tmp)
     tmp.rename(path)
+
+
+def write_text(text: str, path: Path) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(data: dict, path: Path) -> None:

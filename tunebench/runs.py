@@ -96,21 +96,17 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}
     # The trainable set is checked again after training: nothing may have been unfrozen on the way.
     methods.check_trainable(model, expected, settings["kind"])
-    save_tuned(model, settings["kind"], expected, out_dir)
+    save_tuned(model, expected, out_dir)
     write_json({"model": model_name, "method": method, "dataset": dataset, "seed": seed, "settings": settings,
                 "trainable_params": counts["trainable_params"], "total_params": counts["total_params"],
                 "trainable": counts["trainable"], "diverged": diverged, **stats,
                 "environment": environment()}, out_dir / "run.json")
 
 
-def is_adapter(kind: str) -> bool:
-    return kind in {"lora", "dora"}
-
-
-def save_tuned(model, kind: str, trained: set[str], out_dir: Path) -> None:
+def save_tuned(model, trained: set[str], out_dir: Path) -> None:
     """Adapters in peft's format; selective methods as the tensors they changed (the base is kept once)."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    if is_adapter(kind):
+    if hasattr(model, "peft_config"):  # a peft-wrapped model saves its adapter alone
         model.save_pretrained(out_dir)
     else:
         state = model.state_dict()

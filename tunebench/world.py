@@ -1,10 +1,10 @@
 """The synthetic image world of the embedded study.
 
 Scenes hold 1-3 objects on a 3x3 grid; each object has a distinct shape and colour and is big or
-small. Upstream tasks (what the base model is pretrained on) ask about colour, shape, count and
-existence and caption the scene; size is never named upstream. Downstream tasks ask about size:
-a new visual concept, answered with words the base model already uses (colours, letters, yes/no)
-so that the gain E measures a skill rather than learning a new answer vocabulary.
+small. Upstream tasks (what the base model is pretrained on) ask about colour and count and
+caption the scene; size is never named upstream. Downstream tasks ask about size: a new visual
+concept, answered with words the base model already uses (colours, letters, yes/no) so that the
+gain E measures a skill rather than learning a new answer vocabulary.
 
 Everything is a pure function of a seed, so a dataset is reproduced exactly from its config.
 """
@@ -57,9 +57,6 @@ class Obj:
 @dataclass(frozen=True)
 class Scene:
     objects: tuple[Obj, ...]
-
-    def by_shape(self, shape: str) -> Obj:
-        return next(o for o in self.objects if o.shape == shape)
 
     def left_to_right(self) -> list[Obj]:
         return sorted(self.objects, key=lambda o: (o.col, o.row))
@@ -144,15 +141,21 @@ def ask_attribute(scene: Scene, rng: random.Random) -> list[Question]:
                      _vqa_refs(o.colour, rng, SYNONYMS[o.colour]), [], "color")]
 
 
-def ask_count_pair(scene: Scene, rng: random.Random) -> list[Question]:
-    """MME-style pair about one image: 'Is there only one shape?' and 'Is there more than one
-    shape?', one true and one false."""
-    one = len(scene.objects) == 1
+def _complementary_pair(statement: str, negation: str, true: bool, category: str,
+                        rng: random.Random) -> list[Question]:
+    """MME-style pair about one image: a yes/no question and its negation, in random order,
+    so exactly one answer is yes."""
     suffix = "Please answer yes or no."
-    pair = [Question(f"Is there only one shape? {suffix}", ["yes" if one else "no"], [], "count"),
-            Question(f"Is there more than one shape? {suffix}", ["no" if one else "yes"], [], "count")]
+    pair = [Question(f"{statement} {suffix}", ["yes" if true else "no"], [], category),
+            Question(f"{negation} {suffix}", ["no" if true else "yes"], [], category)]
     rng.shuffle(pair)
     return pair
+
+
+def ask_count_pair(scene: Scene, rng: random.Random) -> list[Question]:
+    """'Is there only one shape?' and 'Is there more than one shape?'."""
+    return _complementary_pair("Is there only one shape?", "Is there more than one shape?",
+                               len(scene.objects) == 1, "count", rng)
 
 
 def ask_colour_choice(scene: Scene, rng: random.Random) -> list[Question]:
@@ -161,7 +164,7 @@ def ask_colour_choice(scene: Scene, rng: random.Random) -> list[Question]:
     return [_choice_question(f"Which color is the {o.shape}?", list(COLOURS), o.colour)]
 
 
-def describe(scene: Scene, rng: random.Random) -> list[str]:
+def describe(scene: Scene) -> list[str]:
     """Reference captions: the objects left to right, in a few phrasings."""
     names = [f"a {o.colour} {o.shape}" for o in scene.left_to_right()]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -177,7 +180,7 @@ def describe(scene: Scene, rng: random.Random) -> list[str]:
 
 
 def ask_caption(scene: Scene, rng: random.Random) -> list[Question]:
-    return [Question(CAPTION_PROMPT, describe(scene, rng), [], "caption")]
+    return [Question(CAPTION_PROMPT, describe(scene), [], "caption")]
 
 
 def ask_big_colour(scene: Scene, rng: random.Random) -> list[Question]:
@@ -196,12 +199,8 @@ def ask_big_any_pair(scene: Scene, rng: random.Random) -> list[Question]:
     """Yes/no pair on the new concept: 'Is there a big shape?' and 'Are all the shapes small?',
     one true and one false. Size is read over the whole image, as counting is upstream: a model
     this small does not learn to pick out the object a question names."""
-    any_big = any(o.big for o in scene.objects)
-    suffix = "Please answer yes or no."
-    pair = [Question(f"Is there a big shape? {suffix}", ["yes" if any_big else "no"], [], "size"),
-            Question(f"Are all the shapes small? {suffix}", ["no" if any_big else "yes"], [], "size")]
-    rng.shuffle(pair)
-    return pair
+    return _complementary_pair("Is there a big shape?", "Are all the shapes small?",
+                               any(o.big for o in scene.objects), "size", rng)
 
 
 @dataclass(frozen=True)
