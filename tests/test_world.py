@@ -82,3 +82,16 @@ def test_bad_rows_are_named(monkeypatch):
         datasets.prepare("x", {"source": "broken"}, "train", 0)
     with pytest.raises(datasets.DatasetError, match="unknown split 'dev'"):
         datasets.prepare("x", {"source": "synthetic"}, "dev", 0)
+
+
+def test_big_any_is_balanced_so_a_constant_answer_scores_chance():
+    records = world.generate("big_any", 400, seed=0, split="train")
+    yes_to_big = [r["answers"][0] == "yes" for r in records if r["question"].startswith("Is there a big")]
+    assert 0.45 < sum(yes_to_big) / len(yes_to_big) < 0.55
+
+
+def test_any_big_forces_or_forbids_a_big_object():
+    rng = __import__("random").Random(0)
+    for _ in range(100):
+        assert any(o.big for o in world.random_scene(rng, any_big=True).objects)
+        assert not any(o.big for o in world.random_scene(rng, any_big=False).objects)

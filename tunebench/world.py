@@ -62,8 +62,10 @@ class Scene:
         return sorted(self.objects, key=lambda o: (o.col, o.row))
 
 
-def random_scene(rng: random.Random, n_min: int = 1, n_max: int = 3, one_big: bool = False) -> Scene:
-    """A scene with distinct shapes and colours. one_big: exactly one object is big (size tasks)."""
+def random_scene(rng: random.Random, n_min: int = 1, n_max: int = 3, one_big: bool = False,
+                 any_big: bool | None = None) -> Scene:
+    """A scene with distinct shapes and colours. one_big: exactly one object is big (size tasks);
+    any_big: whether at least one object is big (None: each object big with probability 1/2)."""
     n = rng.randint(n_min, n_max)
     shapes = rng.sample(SHAPES, n)
     colours = rng.sample(list(COLOURS), n)
@@ -72,7 +74,9 @@ def random_scene(rng: random.Random, n_min: int = 1, n_max: int = 3, one_big: bo
         big_index = rng.randrange(n)
         sizes = [i == big_index for i in range(n)]
     else:
-        sizes = [rng.random() < 0.5 for _ in range(n)]
+        sizes = [any_big is not False and rng.random() < 0.5 for _ in range(n)]
+        if any_big and not any(sizes):
+            sizes[rng.randrange(n)] = True
     objects = tuple(
         Obj(s, c, cell // GRID, cell % GRID, big) for s, c, cell, big in zip(shapes, colours, cells, sizes)
     )
@@ -209,6 +213,9 @@ class Task:
     task_type: str        # how the answer is read: vqa | yesno | choice | caption | exact
     n_min: int = 1        # objects per scene
     one_big: bool = False
+    # Half the scenes hold a big shape: with sizes drawn per object, ~70% would, and always
+    # answering "yes, there is a big shape" would pass for skill.
+    balance_any_big: bool = False
 
 
 TASKS: dict[str, Task] = {
@@ -218,7 +225,7 @@ TASKS: dict[str, Task] = {
     "caption": Task(ask_caption, "caption"),
     "big_colour": Task(ask_big_colour, "exact", n_min=2, one_big=True),
     "big_count_choice": Task(ask_big_count_choice, "choice"),
-    "big_any": Task(ask_big_any_pair, "yesno"),
+    "big_any": Task(ask_big_any_pair, "yesno", balance_any_big=True),
 }
 
 
@@ -228,7 +235,8 @@ def generate(task_name: str, n_images: int, seed: int, split: str) -> list[dict]
     rng = random.Random(f"{task_name}/{split}/{seed}")
     records = []
     for i in range(n_images):
-        scene = random_scene(rng, n_min=task.n_min, one_big=task.one_big)
+        any_big = rng.random() < 0.5 if task.balance_any_big else None
+        scene = random_scene(rng, n_min=task.n_min, one_big=task.one_big, any_big=any_big)
         png = render(scene, rng)
         image_id = f"{task_name}-{split}-{i}"
         for j, q in enumerate(task.ask(scene, rng)):
