@@ -371,7 +371,7 @@ def test_auto_path_without_java_uses_fallback(monkeypatch):
 
 
 def test_registry_names():
-    assert set(METRICS) == {"vqa_accuracy", "exact_match", "choice_accuracy", "yesno_pairs", "cider"}
+    assert set(METRICS) == {"vqa_accuracy", "exact_match", "choice_accuracy", "yesno_pairs", "cider", "mme", "pathvqa"}
 
 
 def test_unknown_metric_is_named():
