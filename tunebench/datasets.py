@@ -107,7 +107,9 @@ def hf_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
     fmt = adapters.FORMATS[entry["format"]]
     ctx = {"options": entry.get("options", {})}
     if "image_config" in spec:  # GQA keeps images in a config of their own, keyed by id
-        images = _load_hf(name, {**spec, "where": {}}, split, spec["image_config"])
+        on_disk = spec["source"] == "hf_disk"  # then image_config is the saved images folder
+        image_spec = {**spec, "where": {}, **({"path": spec["image_config"]} if on_disk else {})}
+        images = _load_hf(name, image_spec, split, None if on_disk else spec["image_config"])
         ctx["images"] = dict(zip(images["id"], images["image"]))
     ds = _load_hf(name, spec, split, spec.get("name"))
     return Rows(ds, lambda row, i: fmt.convert(row, i, ctx), lambda row, i: adapters.row_id(row, i, fmt.id_fields),
