@@ -118,7 +118,7 @@ def test_public_dataset_prepare_predict_score(tmp_path, shared_tiny_model, name)
         [{k: v for k, v in r.items() if k != "split"} for r in records]
 
     model, processor = shared_tiny_model
-    outputs = [p["output"] for p in prediction.predict(model, processor, records, batch_size=4)]
+    outputs = [p["output"] for p in prediction.predict(model, processor, records, batch_size=4, max_new_tokens=3)]
     result = scored(tmp_path, config, name, test_path, outputs, "tiny")
     assert result["scores"]["n"] == len(records) and result["primary"] in result["scores"]
     gold = scored(tmp_path, config, name, test_path, [r["answers"][0] for r in records], "gold")
@@ -139,7 +139,7 @@ def test_bring_your_own_jsonl_and_csv(tmp_path, shared_tiny_model):
         assert records[1]["answers"] == ["left ventricle"] and records[0]["image"] == picture(0)
         config = study_config("chd", entry)
         model, processor = shared_tiny_model
-        outputs = [p["output"] for p in prediction.predict(model, processor, records, batch_size=4)]
+        outputs = [p["output"] for p in prediction.predict(model, processor, records, batch_size=4, max_new_tokens=3)]
         assert scored(tmp_path, config, "chd", test_path, outputs, kind)["scores"]["n"] == 2
         gold = scored(tmp_path, config, "chd", test_path, ["Yes", "left ventricle."], kind + "gold")
         assert gold["scores"]["accuracy"] == 100.0

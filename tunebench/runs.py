@@ -143,7 +143,8 @@ def predict(config: dict, model_name: str, base_dir: Path, tune_dir: Path | None
     batch_size = config["models"][model_name].get("predict_batch_size", 64)
     for name, path in test_paths.items():
         start = time.perf_counter()
-        rows = prediction.predict(model, processor, datasets.read_split(path), batch_size)
+        rows = prediction.predict(model, processor, datasets.read_split(path), batch_size,
+                                  config["datasets"][name].get("max_new_tokens"))
         write_jsonl(rows, outputs[name])
         print(f"predict {name}: {len(rows)} samples in {time.perf_counter() - start:.1f}s")
 
