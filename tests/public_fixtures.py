@@ -95,13 +95,14 @@ def scienceqa() -> Public:
 
 
 def iconqa() -> Public:
-    features = {"question_id": S, "question": S, "choices": S, "answer": S, "ques_type": S, "grade": S,
-                "label": S, "query_image": hf.Image(), "choice_image_0": hf.Image(), "choice_image_1": hf.Image()}
+    features = {"question_id": S, "question": S, "choices": S, "answer": S, "query_image": hf.Image(),
+                "choice_image_0": hf.Image(), "choice_image_1": hf.Image(), "ques_type": S, "label": S, "grade": S,
+                "skills": S}
 
     def row(i, qtype, choices, answer):
         return {"question_id": f"q{i}", "question": f"How many dots {i}?", "choices": choices, "answer": answer,
-                "ques_type": qtype, "grade": "kindergarten", "label": "", "query_image": img(i),
-                "choice_image_0": img(9) if qtype == "choose_img" else None, "choice_image_1": None}
+                "query_image": img(i), "choice_image_0": img(9) if qtype == "choose_img" else None,
+                "choice_image_1": None, "ques_type": qtype, "label": "", "grade": "kindergarten", "skills": "counting"}
 
     rows = [row(0, "choose_txt", "3,5,7", "5"), row(1, "choose_txt", "red, blue", "red"),
             row(2, "fill_in_blank", "", "4"), row(3, "choose_img", "", "0")]
@@ -139,25 +140,32 @@ def flickr30k() -> Public:
 
 
 def okvqa() -> Public:
-    features = {"question_type": S, "answers": STRINGS, "answer_type": S, "question_id": hf.Value("int64"),
-                "question": S, "image": hf.Image()}
-    rows = [{"question_type": "one", "answers": ["Two"] * 10, "answer_type": "other", "question_id": 2971475,
+    features = {"question_id": S, "image": hf.Image(), "question": S, "answers": STRINGS, "question_type": S,
+                "answer_type": S}
+    rows = [{"question_type": "one", "answers": ["Two"] * 10, "answer_type": "other", "question_id": "2971475",
              "question": "How many people are there?", "image": img(0, "JPEG")},
             {"question_type": "eight", "answers": ["racing"] * 6 + ["race"] * 4, "answer_type": "other",
-             "question_id": 3007625, "question": "What sport is this?", "image": img(1, "JPEG")}]
+             "question_id": "3007625", "question": "What sport is this?", "image": img(1, "JPEG")}]
     return Public(features, rows, {"format": "vqa", "metric": "vqa_accuracy"}, "val2014")
 
 
 def gqa() -> Public:
+    pointers = [{"objectId": S, "value": S}]
     features = {"id": S, "imageId": S, "question": S, "answer": S, "fullAnswer": S, "isBalanced": hf.Value("bool"),
-                "groups": {"global": S, "local": S}, "entailed": STRINGS, "equivalent": STRINGS,
-                "types": {"structural": S, "semantic": S, "detailed": S}, "semanticStr": S}
+                "groups": {"global": S, "local": S}, "entailed": S, "equivalent": S,
+                "types": {"structural": S, "semantic": S, "detailed": S},
+                "annotations": {"question": pointers, "answer": pointers, "fullAnswer": pointers},
+                "semantic": [{"operation": S, "argument": S, "dependencies": [hf.Value("int32")]}],
+                "semanticStr": S}
 
     def row(i, image_id, question, answer, structural):
         return {"id": f"20{i}", "imageId": image_id, "question": question, "answer": answer,
-                "fullAnswer": f"The answer is {answer}.", "isBalanced": True, "groups": {"global": "", "local": ""},
-                "entailed": [], "equivalent": [f"20{i}"],
-                "types": {"structural": structural, "semantic": "attr", "detailed": "color"}, "semanticStr": ""}
+                "fullAnswer": f"The answer is {answer}.", "isBalanced": True, "groups": {"global": None, "local": "10c"},
+                "entailed": "[]", "equivalent": f"['20{i}']",
+                "types": {"structural": structural, "semantic": "attr", "detailed": "color"},
+                "annotations": {"question": [{"objectId": "1", "value": "car"}], "answer": [], "fullAnswer": []},
+                "semantic": [{"operation": "select", "argument": "car (1)", "dependencies": []}],
+                "semanticStr": "select: car (1)"}
 
     rows = [row(0, "n1", "What color is the car?", "red", "query"), row(1, "n1", "Is the car red?", "yes", "verify"),
             row(2, "n2", "Which side is the cup on?", "left", "query")]
@@ -184,10 +192,14 @@ def textvqa() -> Public:
 
 
 def ocrvqa() -> Public:
+    box = {"width": hf.Value("float64"), "height": hf.Value("float64"), "top_left_x": hf.Value("float64"),
+           "top_left_y": hf.Value("float64")}
     features = {"image": hf.Image(), "image_id": S, "questions": STRINGS, "answers": STRINGS, "ocr_tokens": STRINGS,
-                "title": S, "authorName": S, "genre": S, "image_width": hf.Value("int64"),
-                "image_height": hf.Value("int64"), "image_url": S, "set_name": S}
-    rows = [{"image": img(i, "JPEG"), "image_id": f"0{i}0123", "questions": qs, "answers": ans, "ocr_tokens": [],
+                "ocr_info": [{"word": S, "bounding_box": box}], "title": S, "authorName": S, "genre": S,
+                "image_width": hf.Value("int64"), "image_height": hf.Value("int64"), "image_url": S, "set_name": S}
+    rows = [{"image": img(i, "JPEG"), "image_id": f"0{i}0123", "questions": qs, "answers": ans, "ocr_tokens": ["A"],
+             "ocr_info": [{"word": "A", "bounding_box": {"width": 0.1, "height": 0.1, "top_left_x": 0.0,
+                                                         "top_left_y": 0.0}}],
              "title": "A Book", "authorName": "An Author", "genre": "Travel", "image_width": 24 + i,
              "image_height": 20, "image_url": "", "set_name": "test"} for i, (qs, ans) in enumerate([
                  (["Who wrote this book?", "What is the title of this book?", "Is this a travel book?"],

@@ -146,8 +146,11 @@ def gqa(row: dict, i: int, ctx: dict) -> list[dict]:
     image = images.get(row["imageId"])
     if image is None:
         raise RowError(f"image {row['imageId']!r} is not in the images config")
+    structural = (row.get("types") or {}).get("structural") or ""
+    if isinstance(structural, list):  # older revisions store `types` as a sequence
+        structural = structural[0] if structural else ""
     return [record(row["id"], row["imageId"], image, prompt("exact", row["question"]), [required(row, "answer")],
-                   "exact", category=(row.get("types") or {}).get("structural") or "")]
+                   "exact", category=structural)]
 
 
 def ocrvqa(row: dict, i: int, ctx: dict) -> list[dict]:
