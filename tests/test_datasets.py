@@ -178,6 +178,33 @@ def test_llava_json(tmp_path):
     assert records[1]["question"] == short("How many?") and records[0]["image"] == picture(1, "JPEG")
 
 
+def test_rsvqa_original_release(tmp_path):
+    """RSVQA-LR as released on Zenodo: questions/answers/images JSON and GeoTIFF images."""
+    (tmp_path / "Images_LR").mkdir()
+    for i in (0, 1):
+        Image.new("RGB", (16, 16), (10 * i, 90, 30)).save(tmp_path / "Images_LR" / f"{i}.tif")
+    questions = [{"id": 0, "img_id": 0, "type": "presence", "question": "Is there a road?", "answers_ids": [0],
+                  "active": True, "date_added": 0, "people_id": 0},
+                 {"id": 1, "img_id": 0, "type": "count", "question": "How many buildings?", "answers_ids": [1],
+                  "active": False, "date_added": 0, "people_id": 0},
+                 {"id": 2, "img_id": 1, "type": "rural_urban", "question": "Is it a rural or an urban area?",
+                  "answers_ids": [2], "active": True, "date_added": 0, "people_id": 0}]
+    answers = [{"id": k, "question_id": k, "answer": a, "active": True, "date_added": 0, "people_id": 0}
+               for k, a in enumerate(["yes", "12", "rural"])]
+    (tmp_path / "LR_split_train_questions.json").write_text(json.dumps({"questions": questions}))
+    (tmp_path / "LR_split_train_answers.json").write_text(json.dumps({"answers": answers}))
+    spec = {"source": "rsvqa_release", "path": str(tmp_path / "LR_split_train_questions.json"),
+            "images": str(tmp_path / "Images_LR")}
+    _, records, _ = prepared(tmp_path, "rsvqa_lr", {"metric": "exact_match", "train": spec}, "train")
+    assert [(r["id"], r["image_id"], r["category"], r["answers"]) for r in records] == [
+        ("0", "0", "presence", ["yes"]), ("2", "1", "rural_urban", ["rural"])]
+    assert records[1]["question"] == short("Is it a rural or an urban area?")
+    assert Image.open(io.BytesIO(records[0]["image"])).format == "PNG"
+    (tmp_path / "Images_LR" / "1.tif").unlink()
+    with pytest.raises(datasets.DatasetError, match=r"dataset 'rsvqa_lr', split 'train', row '2': image file .*1.tif' not found"):
+        datasets.prepare("rsvqa_lr", {"metric": "exact_match", "train": spec}, "train", 0)
+
+
 def test_max_samples_is_a_seeded_subset(tmp_path):
     public = PUBLIC["mme"]()
     hub = write_hub_folder(tmp_path / "hub", public)

@@ -8,7 +8,8 @@ one source per split (`train:` and `test:`), since evaluation copies often lack 
   (the local HF cache and HF_DATASETS_OFFLINE apply as usual);
 - `hf_disk`: a folder written by `datasets`' `save_to_disk`;
 - `llava`: LLaVA-format JSON plus an image folder;
-- `local`: bring-your-own JSONL or CSV plus an image folder.
+- `local`: bring-your-own JSONL or CSV plus an image folder;
+- `rsvqa_release`: RSVQA's original JSON release (its only source with a train split).
 
 The first two hold rows in the dataset's public schema, converted by the entry's `format`
 (tunebench.adapters.FORMATS). Every row is checked here (image present and decodable, an
@@ -144,12 +145,29 @@ def file_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows
                 Path(spec.get("images", path.parent)))
 
 
+def rsvqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
+    """RSVQA's original release (Zenodo): `<prefix>_questions.json` (the `path`), its `_answers.json`
+    beside it, images `<img_id>.tif` under `images`; inactive questions are left out as RSVQA does."""
+    questions_path = Path(spec["path"])
+    answers_path = questions_path.with_name(questions_path.name.replace("_questions.json", "_answers.json"))
+    questions = _read_file(name, split, questions_path)["questions"]
+    answers = {a["question_id"]: a["answer"] for a in _read_file(name, split, answers_path)["answers"]
+               if a.get("active", True)}
+    rows = [{"question_id": q["id"], "image_id": q["img_id"], "image": f"{q['img_id']}.tif",
+             "question": q["question"], "answer": answers.get(q["id"]), "question_type": q["type"]}
+            for q in questions if q.get("active", True)]
+    fmt = adapters.FORMATS["rsvqa"]
+    return Rows(rows, lambda row, i: fmt.convert(row, i, {"options": {}}),
+                lambda row, i: adapters.row_id(row, i, fmt.id_fields), Path(spec.get("images", questions_path.parent)))
+
+
 SOURCES: dict[str, Callable[[str, dict, dict, str, int], Rows]] = {
     "synthetic": synthetic,
     "hf": hf_rows,
     "hf_disk": hf_rows,
     "llava": file_rows,
     "local": file_rows,
+    "rsvqa_release": rsvqa_release,
 }
 
 
@@ -173,6 +191,10 @@ def image_bytes(value, base_dir: Path | None) -> bytes:
     try:
         with Image.open(io.BytesIO(value)) as image:
             image.load()
+            if image.format not in ("PNG", "JPEG"):  # e.g. RSVQA's GeoTIFFs: stored as PNG
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, format="PNG")
+                value = buffer.getvalue()
     except Exception as err:
         raise RowError(f"image cannot be decoded ({type(err).__name__}: {err})") from err
     return value
