@@ -205,6 +205,29 @@ def test_rsvqa_original_release(tmp_path):
         datasets.prepare("rsvqa_lr", {"metric": "exact_match", "train": spec}, "train", 0)
 
 
+def test_iconqa_original_release(tmp_path):
+    """IconQA as released: problems.json, pid_splits.json, iconqa/<split>/<type>/<pid>/image.png."""
+    problems = {"11": {"question": "Which is bigger?", "choices": ["cat", "dog"], "answer": 1, "ques_type": "choose_txt",
+                       "grade": "grade1", "label": "", "skills": []},
+                "12": {"question": "How many?", "answer": "3", "ques_type": "fill_in_blank", "grade": "grade1"},
+                "13": {"question": "Pick one.", "choices": ["a", "b", "c"], "answer": 0, "ques_type": "choose_txt"}}
+    (tmp_path / "problems.json").write_text(json.dumps(problems))
+    (tmp_path / "pid_splits.json").write_text(json.dumps({"choose_txt_train": ["11", "13"], "fill_in_blank_train": ["12"]}))
+    for pid in ("11", "13"):
+        folder = tmp_path / "iconqa" / "train" / "choose_txt" / pid
+        folder.mkdir(parents=True)
+        (folder / "image.png").write_bytes(picture(int(pid)))
+    spec = {"source": "iconqa_release", "path": str(tmp_path), "split": "train"}
+    _, records, _ = prepared(tmp_path, "iconqa", {"format": "iconqa", "metric": "choice_accuracy", "train": spec}, "train")
+    assert [(r["id"], r["answers"], r["choices"]) for r in records] == [("11", ["B"], ["cat", "dog"]),
+                                                                       ("13", ["A"], ["a", "b", "c"])]
+    assert records[0]["question"] == f"Which is bigger?\nA. cat\nB. dog\n{CHOICE_INSTRUCTION}"
+    assert records[1]["image"] == picture(13)
+    with pytest.raises(datasets.DatasetError, match=r"dataset 'iconqa', split 'train': .*pid_splits.json' has no 'choose_txt_val'"):
+        datasets.prepare("iconqa", {"format": "iconqa", "metric": "choice_accuracy", "train": {**spec, "split": "val"}},
+                         "train", 0)
+
+
 def test_max_samples_is_a_seeded_subset(tmp_path):
     public = PUBLIC["mme"]()
     hub = write_hub_folder(tmp_path / "hub", public)

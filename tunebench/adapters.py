@@ -93,12 +93,12 @@ def scienceqa(row: dict, i: int, ctx: dict) -> list[dict]:
 
 
 def iconqa(row: dict, i: int, ctx: dict) -> list[dict]:
-    """lmms-lab/ICON-QA: the authors' protocol, the choose_txt subset only; choices a comma-separated string."""
+    """IconQA, the authors' protocol: the choose_txt subset only. lmms-lab/ICON-QA gives choices as a
+    comma-separated string and the answer as text; the original release a list and an index."""
     if row.get("ques_type") != "choose_txt":
         return []
-    if not isinstance(row.get("choices"), str):
-        raise RowError(f"choices should be a comma-separated string, got {row.get('choices')!r}")
-    choices = [c.strip() for c in row["choices"].split(",")]
+    choices = row.get("choices")
+    choices = [c.strip() for c in choices.split(",")] if isinstance(choices, str) else string_list(choices, "choices")
     answer = answer_letter(required(row, "answer"), choices)
     return [record(row.get("question_id", i), row.get("question_id", i), row.get("query_image"),
                    prompt("choice", row["question"], choices), [answer], "choice", choices, row["ques_type"])]

@@ -9,7 +9,8 @@ one source per split (`train:` and `test:`), since evaluation copies often lack 
 - `hf_disk`: a folder written by `datasets`' `save_to_disk`;
 - `llava`: LLaVA-format JSON plus an image folder;
 - `local`: bring-your-own JSONL or CSV plus an image folder;
-- `rsvqa_release`: RSVQA's original JSON release (its only source with a train split).
+- `rsvqa_release`, `iconqa_release`: the original releases of RSVQA and IconQA (the sources with
+  a train split).
 
 The first two hold rows in the dataset's public schema, converted by the entry's `format`
 (tunebench.adapters.FORMATS). Every row is checked here (image present and decodable, an
@@ -161,6 +162,22 @@ def rsvqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> 
                 lambda row, i: adapters.row_id(row, i, fmt.id_fields), Path(spec.get("images", questions_path.parent)))
 
 
+def iconqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
+    """IconQA's original release: `problems.json` and `pid_splits.json` in `path` (iconqa_data), images
+    at iconqa/<split>/choose_txt/<pid>/image.png; the choose_txt questions of the source split."""
+    root, source_split = Path(spec["path"]), spec.get("split", split)
+    problems = _read_file(name, split, root / "problems.json")
+    pids = _read_file(name, split, root / "pid_splits.json").get(f"choose_txt_{source_split}")
+    if pids is None:
+        raise DatasetError(f"dataset {name!r}, split {split!r}: {str(root / 'pid_splits.json')!r} has no "
+                           f"'choose_txt_{source_split}'")
+    rows = [{**problems[pid], "question_id": pid, "query_image": f"iconqa/{source_split}/choose_txt/{pid}/image.png"}
+            for pid in pids]
+    fmt = adapters.FORMATS["iconqa"]
+    return Rows(rows, lambda row, i: fmt.convert(row, i, {"options": {}}),
+                lambda row, i: adapters.row_id(row, i, fmt.id_fields), root)
+
+
 SOURCES: dict[str, Callable[[str, dict, dict, str, int], Rows]] = {
     "synthetic": synthetic,
     "hf": hf_rows,
@@ -168,6 +185,7 @@ SOURCES: dict[str, Callable[[str, dict, dict, str, int], Rows]] = {
     "llava": file_rows,
     "local": file_rows,
     "rsvqa_release": rsvqa_release,
+    "iconqa_release": iconqa_release,
 }
 
 
