@@ -105,17 +105,24 @@ def _load_hf(name: str, spec: dict, split: str, config_name: str | None):
     return _undecoded(ds)
 
 
+def formatted(rows: Sequence[dict], fmt_name: str, entry: dict, base_dir: Path | None, **ctx) -> Rows:
+    """Rows in a public schema, converted by the format `fmt_name` (with the entry's options)."""
+    fmt = adapters.FORMATS[fmt_name]
+    ctx = {"options": entry.get("options", {}), **ctx}
+    return Rows(rows, lambda row, i: fmt.convert(row, i, ctx), lambda row, i: adapters.row_id(row, i, fmt.id_fields),
+                base_dir)
+
+
 def hf_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
-    fmt = adapters.FORMATS[entry["format"]]
-    ctx = {"options": entry.get("options", {})}
+    images = None
     if "image_config" in spec:  # GQA keeps images in a config of their own, keyed by id
         on_disk = spec["source"] == "hf_disk"  # then image_config is the saved images folder
         image_spec = {**spec, "where": {}, **({"path": spec["image_config"]} if on_disk else {})}
-        images = _load_hf(name, image_spec, split, None if on_disk else spec["image_config"])
-        ctx["images"] = dict(zip(images["id"], images["image"]))
+        loaded = _load_hf(name, image_spec, split, None if on_disk else spec["image_config"])
+        images = dict(zip(loaded["id"], loaded["image"]))
     ds = _load_hf(name, spec, split, spec.get("name"))
-    return Rows(ds, lambda row, i: fmt.convert(row, i, ctx), lambda row, i: adapters.row_id(row, i, fmt.id_fields),
-                Path(spec["path"]) if spec["source"] == "hf_disk" else None)
+    return formatted(ds, entry["format"], entry, Path(spec["path"]) if spec["source"] == "hf_disk" else None,
+                     images=images)
 
 
 def _task_type(entry: dict) -> str:
@@ -157,9 +164,7 @@ def rsvqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> 
     rows = [{"question_id": q["id"], "image_id": q["img_id"], "image": f"{q['img_id']}.tif",
              "question": q["question"], "answer": answers.get(q["id"]), "question_type": q["type"]}
             for q in questions if q.get("active", True)]
-    fmt = adapters.FORMATS["rsvqa"]
-    return Rows(rows, lambda row, i: fmt.convert(row, i, {"options": {}}),
-                lambda row, i: adapters.row_id(row, i, fmt.id_fields), Path(spec.get("images", questions_path.parent)))
+    return formatted(rows, "rsvqa", entry, Path(spec.get("images", questions_path.parent)))
 
 
 def iconqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
@@ -173,9 +178,7 @@ def iconqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) ->
                            f"'choose_txt_{source_split}'")
     rows = [{**problems[pid], "question_id": pid, "query_image": f"iconqa/{source_split}/choose_txt/{pid}/image.png"}
             for pid in pids]
-    fmt = adapters.FORMATS["iconqa"]
-    return Rows(rows, lambda row, i: fmt.convert(row, i, {"options": {}}),
-                lambda row, i: adapters.row_id(row, i, fmt.id_fields), root)
+    return formatted(rows, "iconqa", entry, root)
 
 
 SOURCES: dict[str, Callable[[str, dict, dict, str, int], Rows]] = {
@@ -219,7 +222,7 @@ def image_bytes(value, base_dir: Path | None) -> bytes:
 
 
 def check_record(record: dict) -> None:
-    if not record["answers"] or not all(a.strip() for a in record["answers"]):
+    if not any(a.strip() for a in record["answers"]):
         raise RowError(f"no answer (answers {record['answers']!r})")
     if record["task_type"] not in TASK_TYPES:
         raise RowError(f"task_type {record['task_type']!r} is not one of {TASK_TYPES}")
