@@ -3,7 +3,12 @@
 from tunebench.config import validate
 
 
-configfile: "config/config.yaml"
+# The embedded study unless --configfile names another; never a merge of the two (a merge would mix
+# the embedded models and datasets into every other study).
+if not config:
+
+    configfile: "config/config.yaml"
+
 
 
 validate(config)  # schema (workflow/schemas/config.schema.yaml) + names; fails before any job runs

@@ -11,10 +11,20 @@ def tiny_records():
     return {task: world.generate(task, 6, seed=0, split="train") for task in world.TASKS}
 
 
-@pytest.fixture
-def tiny_model(tiny_records):
-    """A randomly initialised tiny LLaVA-OneVision and its processor, built from config offline."""
+def build_tiny_model(tiny_records):
     records = [r for rs in tiny_records.values() for r in rs]
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
     tokenizer = modeling.train_tokenizer(texts, list(world.COLOURS) + list(world.SHAPES), TINY_ARCH["vocab_size"])
     return modeling.build_embedded(tokenizer, TINY_ARCH, seed=0)
+
+
+@pytest.fixture
+def tiny_model(tiny_records):
+    """A randomly initialised tiny LLaVA-OneVision and its processor, built from config offline."""
+    return build_tiny_model(tiny_records)
+
+
+@pytest.fixture(scope="session")
+def shared_tiny_model(tiny_records):
+    """The same tiny model, built once, for tests that only generate with it (never train it)."""
+    return build_tiny_model(tiny_records)

@@ -62,6 +62,15 @@ def test_primary_score_reads_primary_metric_and_names_missing_dataset():
         primary_score(broken, "coco")
 
 
+def test_scale_puts_mme_in_percent_of_its_maximum():
+    # MME total 1400 of 2800 with scale 100/2800 enters E/F/O as 50 points.
+    mme = {"mme": {"metric": "mme", "primary": "total", "scale": 100 / 2800, "scores": {"total": 1400.0}}}
+    assert primary_score(mme, "mme") == pytest.approx(50.0)
+    tuned = {"mme": {**mme["mme"], "scores": {"total": 1260.0}}}
+    result = seed_result({**BASE, **mme}, {**scores(down=30.0, up_a=80.0), **tuned}, run(0), "down", ["up_a", "mme"])
+    assert result["F"] == pytest.approx((0.0 + (45.0 - 50.0)) / 2)  # MME fell 140 of 2800 = 5 points
+
+
 def test_seed_result_hand_computed():
     tuned = scores(down=70.0, up_a=70.0, up_b=62.0)
     res = seed_result(BASE, tuned, run(0), "down", UPSTREAM)

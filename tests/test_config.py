@@ -36,6 +36,43 @@ def test_bad_config_names_the_key(default, mutate, message):
     assert message in str(err.value)
 
 
+def test_the_paper_config_is_valid_with_per_model_learning_rates():
+    c = cfg.load(ROOT / "config" / "paper.yaml")
+    assert len(c["downstream"]) == 6 and len(c["upstream"]) == 6
+    assert set(c["methods"]) == {"lora", "dora", "full", "top", "last"}
+    # LLaVA 1e-5 everywhere; VILA 1e-4, but Full-ST 1e-5 (REFERENCE.md section 1).
+    assert {m: cfg.method_settings(c, m, "llava_ov_7b")["lr"] for m in c["methods"]} == dict.fromkeys(c["methods"], 1e-5)
+    assert cfg.method_settings(c, "lora", "vila_3b")["lr"] == 1e-4
+    assert cfg.method_settings(c, "full", "vila_3b")["lr"] == 1e-5
+    assert cfg.method_settings(c, "top", "vila_3b")["epochs"] == 3 and cfg.method_settings(c, "top", "vila_3b")["k"] == 2
+    assert cfg.scale(c, "mme") * 2800 == pytest.approx(100.0) and cfg.primary_metric(c, "mme") == "total"
+
+
+@pytest.fixture
+def paper():
+    return yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda c: c["datasets"]["scienceqa"].pop("train"), "config key datasets.scienceqa.train: required"),
+    (lambda c: c["datasets"]["mme"].pop("test"), "config key datasets.mme.test: required"),
+    (lambda c: c["datasets"]["gqa"].update(format="gqa2"), "config key datasets.gqa.format: unknown dataset format 'gqa2'"),
+    (lambda c: c["datasets"]["pathvqa"].pop("format"), "config key datasets.pathvqa.format: required for source 'hf'"),
+    (lambda c: c["datasets"]["chd"].pop("task_type"), "config key datasets.chd.task_type: required for source 'local'"),
+    (lambda c: c["datasets"]["chd"]["test"].update(source="s3"), "config key datasets.chd.test.source: 's3' is not one of"),
+    (lambda c: c["datasets"]["okvqa"].update(source="hf"), "config key datasets.okvqa.source: 'synthetic' was expected"),
+    (lambda c: c["tuning"].pop("epochs"), "config key methods.lora: neither steps nor epochs set"),
+    (lambda c: c["models"]["vila_3b"]["methods"].update(fulll={"lr": 1.0}), "config key models.vila_3b.methods: unknown method 'fulll'"),
+    # replay reads the upstream train splits, which then need a source
+    (lambda c: c["tuning"].update(replay=0.1), "config key datasets.okvqa.train: required"),
+])
+def test_bad_dataset_entries_name_the_key(paper, mutate, message):
+    mutate(paper)
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.validate(paper)
+    assert message in str(err.value)
+
+
 def test_method_settings_override_the_shared_tuning_defaults(default):
     c = cfg.validate(default)
     c["methods"]["last"]["steps"] = 7

@@ -234,6 +234,56 @@ def test_yesno_pairs_mme():
     assert result["n"] == 12
 
 
+def test_mme_perception_and_cognition_sums():
+    # MME_SET (color 100, count 150: both perception) plus a cognition category:
+    # code_reasoning: img1 both right; img2 "yes" for "no" -> correct 1,1,1,0 = 75; acc+ 1/2 = 50; score 125.
+    cognition = [mme("code_reasoning", "img1.png", "yes", "Yes", 21), mme("code_reasoning", "img1.png", "no", "No", 22),
+                 mme("code_reasoning", "img2.png", "yes", "Yes", 23), mme("code_reasoning", "img2.png", "no", "Yes", 24)]
+    result = score("mme", MME_SET + cognition)
+    assert result["score/code_reasoning"] == pytest.approx(125.0)
+    assert result["perception"] == pytest.approx(250.0)  # color 100 + count 150
+    assert result["cognition"] == pytest.approx(125.0)
+    assert result["total"] == pytest.approx(375.0)
+    assert result["n"] == 16
+
+
+def test_mme_unknown_category_is_named():
+    with pytest.raises(ValueError, match=r"mme: categories \['colour'\] are neither perception"):
+        score("mme", [mme("colour", "a.png", "yes", "yes", 1)])
+
+
+def test_exact_match_per_question_type_rsvqa():
+    samples = [
+        Sample("1", "Yes", ["yes"], category="presence"),  # right
+        Sample("2", "no", ["yes"], category="presence"),  # wrong
+        Sample("3", "rural.", ["rural"], category="rural_urban"),  # right
+        Sample("4", "12", ["12"], category="count"),  # right
+        Sample("5", "twelve", ["12"], category="count"),  # wrong: no number words
+        Sample("6", "No", ["no"], category="comparison"),  # right
+    ]
+    result = score("exact_match", samples)
+    # overall 4/6; per type: presence 50, rural_urban 100, count 50, comparison 100; AA = 300/4 = 75
+    assert result == {"accuracy": pytest.approx(400 / 6), "accuracy/presence": 50.0, "accuracy/rural_urban": 100.0,
+                      "accuracy/count": 50.0, "accuracy/comparison": 100.0, "average_accuracy": 75.0, "n": 6}
+
+
+def test_pathvqa_closed_and_open():
+    samples = [
+        Sample("1", "Yes, it is.", ["yes"]),  # closed, right (leading yes)
+        Sample("2", "no", ["yes"]),  # closed, wrong
+        Sample("3", "No", ["no"]),  # closed, right
+        Sample("4", "Granuloma.", ["granuloma"]),  # open, exact
+        Sample("5", "squamous cell", ["squamous cell carcinoma"]),  # open, not exact; recall 2/3
+        Sample("6", "the left atrium", ["atrium"]),  # open, not exact; recall 1
+    ]
+    result = score("pathvqa", samples)
+    assert result["yes_no_accuracy"] == pytest.approx(200 / 3)  # 2 of 3
+    assert result["open_exact_match"] == pytest.approx(100 / 3)  # 1 of 3
+    assert result["open_recall"] == pytest.approx(100 * (1 + 2 / 3 + 1) / 3)  # 88.89
+    assert result["accuracy"] == pytest.approx(50.0)  # 3 of 6
+    assert result["n_yes_no"] == 3 and result["n_open"] == 3
+
+
 def test_yesno_pairs_without_categories_has_no_per_category_keys():
     # One image, one of two right: acc 50, acc+ 0.
     samples = [Sample("1", "yes", ["yes"], image_id="i"), Sample("2", "yes", ["no"], image_id="i")]
@@ -371,7 +421,7 @@ def test_auto_path_without_java_uses_fallback(monkeypatch):
 
 
 def test_registry_names():
-    assert set(METRICS) == {"vqa_accuracy", "exact_match", "choice_accuracy", "yesno_pairs", "cider"}
+    assert set(METRICS) == {"vqa_accuracy", "exact_match", "choice_accuracy", "yesno_pairs", "cider", "mme", "pathvqa"}
 
 
 def test_unknown_metric_is_named():

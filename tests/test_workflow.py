@@ -7,7 +7,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from workflow_helpers import SMALL, planned_jobs, snakemake
+from workflow_helpers import ROOT, SMALL, planned_jobs, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,16 @@ def test_predictions_are_files_with_id_prompt_and_output(study):
 def test_a_finished_study_has_nothing_to_do(study):
     workdir, _ = study
     assert planned_jobs(snakemake(workdir, "-n")) == []
+
+
+def test_the_paper_grid_plans_without_weights_or_data(tmp_path):
+    jobs = planned_jobs(snakemake(tmp_path, "-n", configfile=ROOT / "config" / "paper.yaml"))
+    counts = {rule: sum(r == rule for r, _ in jobs) for rule, _ in jobs}
+    # 2 models x 5 methods x 6 downstream sets x 1 seed; 6 train + 12 test splits; no pretraining
+    assert counts == {"prepare": 18, "predict_zeroshot": 2, "tune": 60, "predict_tuned": 60, "score": 62,
+                      "cell": 60, "tables": 2, "all": 1}
+    assert {w["model"] for r, w in jobs if r == "tune"} == {"llava_ov_7b", "vila_3b"}
+    assert not any(r == "prepare" and w["split"] == "train" and w["name"] in ("mme", "gqa") for r, w in jobs)
 
 
 def test_changing_one_methods_lr_reruns_only_that_method(study, tmp_path):

@@ -63,7 +63,8 @@ def test_vqa_references_are_ten_human_answers():
 
 def test_prepare_writes_the_record_schema(tmp_path):
     entry = {"source": "synthetic", "task": "caption", "metric": "cider", "train_images": 5, "test_images": 4}
-    frame = datasets.prepare("caps", entry, "test", seed=0)
+    frame, manifest = datasets.prepare("caps", entry, "test", seed=0)
+    assert manifest["records"] == 4 and manifest["skipped"] == 0
     datasets.write_split(frame, tmp_path / "caps" / "test.parquet")
     back = pl.read_parquet(tmp_path / "caps" / "test.parquet")
     assert back.schema == pl.Schema(datasets.SCHEMA) and back.height == 4
@@ -73,10 +74,10 @@ def test_prepare_writes_the_record_schema(tmp_path):
 
 
 def test_bad_rows_are_named(monkeypatch):
-    def broken(name, entry, split, seed):
+    def broken(name, entry, spec, split, seed):
         rows = world.generate("attribute", 3, seed=0, split=split)
         rows[1]["answers"] = []
-        return rows
+        return datasets.Rows(rows, lambda r, i: [r], lambda r, i: r["id"])
     monkeypatch.setitem(datasets.SOURCES, "broken", broken)
     with pytest.raises(datasets.DatasetError, match=r"dataset 'x', split 'train', row 'attribute-train-1-0': no answer"):
         datasets.prepare("x", {"source": "broken"}, "train", 0)

@@ -60,14 +60,15 @@ def formulas(o_formula: str = "sum") -> dict[str, str]:
 
 
 def primary_score(scores: dict, dataset: str) -> float:
-    """The primary metric of `dataset` in a scores JSON."""
+    """The primary metric of `dataset` in a scores JSON, times the dataset's `scale` (the points that
+    enter E, F and O: MME's 0-2800 total with scale 100/2800 enters as % of its maximum)."""
     if dataset not in scores:
         raise KeyError(f"no scores for dataset {dataset!r} (have: {sorted(scores)})")
     entry = scores[dataset]
     primary = entry.get("primary")
     if primary not in entry.get("scores", {}):
         raise KeyError(f"dataset {dataset!r}: primary metric {primary!r} missing from its scores")
-    return float(entry["scores"][primary])
+    return float(entry["scores"][primary]) * float(entry.get("scale", 1.0))
 
 
 def _before_after(base_scores: dict, tuned_scores: dict, dataset: str) -> dict:

@@ -11,16 +11,21 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import datasets, metrics, methods, models, world
+from . import adapters, datasets, metrics, methods, models, world
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 PRIMARY = {"vqa_accuracy": "accuracy", "exact_match": "accuracy", "choice_accuracy": "accuracy",
-           "yesno_pairs": "accuracy", "cider": "cider"}
+           "yesno_pairs": "accuracy", "cider": "cider", "mme": "total", "pathvqa": "accuracy"}
 LAYER_KINDS = {"full", "top", "last"}
 
 
 class ConfigError(ValueError):
     pass
+
+
+def unknown(value, registry, key: str, what: str) -> list[str]:
+    """The problem with `value` if it is not in `registry`, naming the config key."""
+    return [] if value in registry else [f"config key {key}: unknown {what} {value!r}; known: {sorted(registry)}"]
 
 
 def _key(path) -> str:
@@ -33,11 +38,13 @@ def validate(config: dict) -> dict:
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
     if errors:
         raise ConfigError("invalid config:\n" + "\n".join(f"  config key {_key(e.path)}: {e.message}" for e in errors))
+    config.setdefault("data_seed", 0)
+    config.setdefault("layer_methods_train_projector", False)
+    config.setdefault("aggregation", {}).setdefault("o", "sum")
     problems = []
 
     def known(value, registry, key, what):
-        if value not in registry:
-            problems.append(f"config key {key}: unknown {what} {value!r}; known: {sorted(registry)}")
+        problems.extend(unknown(value, registry, key, what))
 
     for name, model in config["models"].items():
         known(model["family"], models.FAMILIES, f"models.{name}.family", "model family")
@@ -50,15 +57,12 @@ def validate(config: dict) -> dict:
                     if d not in config["upstream"]:
                         problems.append(f"config key models.{name}.pretrain.curriculum.{i}.datasets: "
                                         f"{d!r} is not an upstream dataset")
+    replay = any(method_settings(config, m, model).get("replay", 0) > 0 for m in config["methods"]
+                 for model in config["models"])
     for name, entry in config["datasets"].items():
-        known(entry["source"], datasets.SOURCES, f"datasets.{name}.source", "dataset source")
-        known(entry["metric"], metrics.METRICS, f"datasets.{name}.metric", "metric")
-        if entry["source"] == "synthetic":
-            for field in ("task", "train_images", "test_images"):
-                if field not in entry:
-                    problems.append(f"config key datasets.{name}.{field}: required for a synthetic dataset")
-            if "task" in entry:
-                known(entry["task"], world.TASKS, f"datasets.{name}.task", "synthetic task")
+        # Train splits are read for tuning (downstream) and for replay (upstream).
+        needs_train = name in config["downstream"] or replay
+        problems += dataset_problems(name, entry, needs_train)
     for role in ("upstream", "downstream"):
         for i, name in enumerate(config[role]):
             known(name, config["datasets"], f"{role}.{i}", "dataset")
@@ -67,11 +71,15 @@ def validate(config: dict) -> dict:
         problems.append(f"config keys upstream/downstream: {sorted(overlap)} are in both")
     for name, entry in config["methods"].items():
         known(entry["kind"], methods.METHODS, f"methods.{name}.kind", "method kind")
+        for model in config["models"]:
+            settings = method_settings(config, name, model)
+            if "steps" not in settings and "epochs" not in settings:
+                problems.append(f"config key methods.{name}: neither steps nor epochs set (for model {model!r})")
+    for model_name, model in config["models"].items():
+        for method in model.get("methods", {}):
+            known(method, config["methods"], f"models.{model_name}.methods", "method")
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
-    config.setdefault("data_seed", 0)
-    config.setdefault("layer_methods_train_projector", False)
-    config.setdefault("aggregation", {}).setdefault("o", "sum")
     return config
 
 
@@ -79,10 +87,46 @@ def load(path: str | Path) -> dict:
     return validate(yaml.safe_load(Path(path).read_text()))
 
 
-def method_settings(config: dict, method: str) -> dict:
-    """Everything that defines one method's tuning runs: the shared defaults overridden by its entry."""
+def dataset_problems(name: str, entry: dict, needs_train: bool = True) -> list[str]:
+    """What is wrong with one dataset entry: unknown names, missing per-source keys."""
+    problems = []
+    key = f"config key datasets.{name}"
+    problems += unknown(entry["metric"], metrics.METRICS, f"datasets.{name}.metric", "metric")
+    if "format" in entry:
+        problems += unknown(entry["format"], adapters.FORMATS, f"datasets.{name}.format", "dataset format")
+    if entry.get("source") == "synthetic":
+        for field in ("task", "train_images", "test_images"):
+            if field not in entry:
+                problems.append(f"{key}.{field}: required for a synthetic dataset")
+        if "task" in entry:
+            problems += unknown(entry["task"], world.TASKS, f"datasets.{name}.task", "synthetic task")
+        return problems
+    if "source" in entry:
+        return problems + [f"{key}.source: {entry['source']!r} is not a whole-dataset source; "
+                           f"give train: and test: sources ({sorted(datasets.SOURCES)})"]
+    for split in datasets.SPLITS:
+        spec = entry.get(split)
+        if spec is None:
+            if split == "test" or needs_train:
+                problems.append(f"{key}.{split}: required (the source of the {split} split)")
+        elif spec["source"] not in datasets.SOURCES or spec["source"] == "synthetic":
+            problems.append(f"{key}.{split}.source: unknown source {spec['source']!r}; "
+                            f"known: {sorted(set(datasets.SOURCES) - {'synthetic'})}")
+        elif spec["source"] in ("hf", "hf_disk") and "format" not in entry:
+            problems.append(f"{key}.format: required for source {spec['source']!r} (how its rows convert)")
+        elif spec["source"] in ("llava", "local") and "format" not in entry and "task_type" not in entry:
+            problems.append(f"{key}.task_type: required for source {spec['source']!r} without a format")
+    return problems
+
+
+def method_settings(config: dict, method: str, model: str | None = None) -> dict:
+    """Everything that defines one method's tuning runs: the shared defaults, overridden by the
+    method's entry, then by the model's `tuning` and its `methods.<method>` (per-model lr)."""
     entry = config["methods"][method]
     settings = {**config["tuning"], **entry}
+    if model is not None:
+        spec = config["models"][model]
+        settings.update({**spec.get("tuning", {}), **spec.get("methods", {}).get(method, {})})
     if entry["kind"] in LAYER_KINDS:
         settings.setdefault("train_projector", config["layer_methods_train_projector"])
     return settings
@@ -91,6 +135,11 @@ def method_settings(config: dict, method: str) -> dict:
 def primary_metric(config: dict, dataset: str) -> str:
     entry = config["datasets"][dataset]
     return entry.get("primary", PRIMARY[entry["metric"]])
+
+
+def scale(config: dict, dataset: str) -> float:
+    """The factor a dataset's primary score is multiplied by before it enters E, F and O."""
+    return float(config["datasets"][dataset].get("scale", 1.0))
 
 
 def eval_sets(config: dict, method: str, dataset: str) -> list[str]:

@@ -1,21 +1,40 @@
-"""Datasets: adapters from each source to tunebench's one record schema, stored as Parquet.
+"""Datasets: sources -> tunebench's one record schema, stored as Parquet with a manifest.
 
 A record is {id, image_id, image (PNG/JPEG bytes), question, choices, answers, task_type,
-category, split}. Every adapter returns records in this schema; `write_split` checks them, so
-a bad row fails here, named, and never reaches training or scoring.
+category, split}. A dataset entry in config either is synthetic (the embedded world) or names
+one source per split (`train:` and `test:`), since evaluation copies often lack a train split:
+
+- `hf`: a Hugging Face datasets id or a folder of data files, through `datasets.load_dataset`
+  (the local HF cache and HF_DATASETS_OFFLINE apply as usual);
+- `hf_disk`: a folder written by `datasets`' `save_to_disk`;
+- `llava`: LLaVA-format JSON plus an image folder;
+- `local`: bring-your-own JSONL or CSV plus an image folder;
+- `rsvqa_release`, `iconqa_release`: the original releases of RSVQA and IconQA (the sources with
+  a train split).
+
+The first two hold rows in the dataset's public schema, converted by the entry's `format`
+(tunebench.adapters.FORMATS). Every row is checked here (image present and decodable, an
+answer, choices that fit); a bad row fails with the dataset, split and row id, or, with
+`skip_bad_rows: true`, is skipped and listed in the split's manifest. Never a silent drop.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import polars as pl
+from PIL import Image
 
-from . import world
+from . import adapters, world
+from .adapters import TASK_TYPES, RowError
 from .files import atomic_write
 
-TASK_TYPES = ("vqa", "yesno", "choice", "caption", "exact")
 SCHEMA = {
     "id": pl.String,
     "image_id": pl.String,
@@ -34,46 +53,238 @@ class DatasetError(ValueError):
     """Bad input data, with the dataset, split and row it was found in."""
 
 
-def synthetic(name: str, entry: dict, split: str, seed: int) -> list[dict]:
+@dataclass
+class Rows:
+    """A source's rows and how to turn one into records."""
+
+    rows: Sequence[dict]
+    convert: Callable[[dict, int], list[dict]]
+    row_id: Callable[[dict, int], str]
+    base_dir: Path | None = None  # image paths are relative to it
+
+
+# ---- sources ---------------------------------------------------------------------------------
+
+def synthetic(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
     """The embedded image world (tunebench.world)."""
-    n_images = entry[f"{split}_images"]
-    return world.generate(entry["task"], n_images, seed=seed, split=split)
+    records = world.generate(entry["task"], entry[f"{split}_images"], seed=seed, split=split)
+    return Rows(records, lambda r, i: [r], lambda r, i: r["id"])
 
 
-SOURCES: dict[str, Callable[[str, dict, str, int], list[dict]]] = {"synthetic": synthetic}
+def _undecoded(ds):
+    """Image columns as {bytes, path}: we decode and check each image ourselves, naming the row."""
+    from datasets import Image as ImageFeature
+
+    for column, feature in ds.features.items():
+        if isinstance(feature, ImageFeature):
+            ds = ds.cast_column(column, ImageFeature(decode=False))
+    return ds
 
 
-def check_record(dataset: str, split: str, record: dict) -> None:
-    row = record.get("id", "?")
-    where = f"dataset {dataset!r}, split {split!r}, row {row!r}"
-    missing = [k for k in SCHEMA if k not in record]
-    if missing:
-        raise DatasetError(f"{where}: missing fields {missing}")
-    if not record["answers"]:
-        raise DatasetError(f"{where}: no answer")
+def _load_hf(name: str, spec: dict, split: str, config_name: str | None):
+    import datasets as hf
+
+    where = f"dataset {name!r}, split {split!r}"
+    path, hf_split = spec["path"], spec.get("split", split)
+    try:
+        if spec["source"] == "hf_disk":
+            ds = hf.load_from_disk(path)
+            if isinstance(ds, hf.DatasetDict):
+                if hf_split not in ds:
+                    raise DatasetError(f"{where}: {path!r} has no split {hf_split!r}; it has {sorted(ds)}")
+                ds = ds[hf_split]
+        else:
+            ds = hf.load_dataset(path, config_name, split=hf_split, revision=spec.get("revision"))
+    except DatasetError:
+        raise
+    except Exception as err:  # datasets raises many kinds: not found, offline, unknown split or config
+        raise DatasetError(f"{where}: cannot load {path!r} (config {config_name!r}, split {hf_split!r}): "
+                           f"{type(err).__name__}: {err}") from err
+    for column, value in spec.get("where", {}).items():
+        ds = ds.filter(lambda v: v == value, input_columns=column)
+    return _undecoded(ds)
+
+
+def formatted(rows: Sequence[dict], fmt_name: str, entry: dict, base_dir: Path | None, **ctx) -> Rows:
+    """Rows in a public schema, converted by the format `fmt_name` (with the entry's options)."""
+    fmt = adapters.FORMATS[fmt_name]
+    ctx = {"options": entry.get("options", {}), **ctx}
+    return Rows(rows, lambda row, i: fmt.convert(row, i, ctx), lambda row, i: adapters.row_id(row, i, fmt.id_fields),
+                base_dir)
+
+
+def hf_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
+    images = None
+    if "image_config" in spec:  # GQA keeps images in a config of their own, keyed by id
+        on_disk = spec["source"] == "hf_disk"  # then image_config is the saved images folder
+        image_spec = {**spec, "where": {}, **({"path": spec["image_config"]} if on_disk else {})}
+        loaded = _load_hf(name, image_spec, split, None if on_disk else spec["image_config"])
+        images = dict(zip(loaded["id"], loaded["image"]))
+    ds = _load_hf(name, spec, split, spec.get("name"))
+    return formatted(ds, entry["format"], entry, Path(spec["path"]) if spec["source"] == "hf_disk" else None,
+                     images=images)
+
+
+def _task_type(entry: dict) -> str:
+    return entry["task_type"] if "task_type" in entry else adapters.FORMATS[entry["format"]].task_type
+
+
+def _read_file(name: str, split: str, path: Path) -> list[dict]:
+    if not path.is_file():
+        raise DatasetError(f"dataset {name!r}, split {split!r}: file {str(path)!r} not found")
+    try:
+        if path.suffix == ".csv":
+            with open(path, newline="") as f:
+                return list(csv.DictReader(f))
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as err:
+        raise DatasetError(f"dataset {name!r}, split {split!r}: cannot read {str(path)!r}: {err}") from err
+
+
+def file_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
+    """`llava` (LLaVA JSON) and `local` (bring-your-own JSONL/CSV); images under `images`."""
+    path = Path(spec["path"])
+    rows = _read_file(name, split, path)
+    task_type = _task_type(entry)
+    convert = adapters.llava if spec["source"] == "llava" else adapters.own
+    return Rows(rows, lambda row, i: convert(row, i, task_type), lambda row, i: str(row.get("id", i)),
+                Path(spec.get("images", path.parent)))
+
+
+def rsvqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
+    """RSVQA's original release (Zenodo): `<prefix>_questions.json` (the `path`), its `_answers.json`
+    beside it, images `<img_id>.tif` under `images`; inactive questions are left out as RSVQA does."""
+    questions_path = Path(spec["path"])
+    answers_path = questions_path.with_name(questions_path.name.replace("_questions.json", "_answers.json"))
+    questions = _read_file(name, split, questions_path)["questions"]
+    answers = {a["question_id"]: a["answer"] for a in _read_file(name, split, answers_path)["answers"]
+               if a.get("active", True)}
+    rows = [{"question_id": q["id"], "image_id": q["img_id"], "image": f"{q['img_id']}.tif",
+             "question": q["question"], "answer": answers.get(q["id"]), "question_type": q["type"]}
+            for q in questions if q.get("active", True)]
+    return formatted(rows, "rsvqa", entry, Path(spec.get("images", questions_path.parent)))
+
+
+def iconqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
+    """IconQA's original release: `problems.json` and `pid_splits.json` in `path` (iconqa_data), images
+    at iconqa/<split>/choose_txt/<pid>/image.png; the choose_txt questions of the source split."""
+    root, source_split = Path(spec["path"]), spec.get("split", split)
+    problems = _read_file(name, split, root / "problems.json")
+    pids = _read_file(name, split, root / "pid_splits.json").get(f"choose_txt_{source_split}")
+    if pids is None:
+        raise DatasetError(f"dataset {name!r}, split {split!r}: {str(root / 'pid_splits.json')!r} has no "
+                           f"'choose_txt_{source_split}'")
+    rows = [{**problems[pid], "question_id": pid, "query_image": f"iconqa/{source_split}/choose_txt/{pid}/image.png"}
+            for pid in pids]
+    return formatted(rows, "iconqa", entry, root)
+
+
+SOURCES: dict[str, Callable[[str, dict, dict, str, int], Rows]] = {
+    "synthetic": synthetic,
+    "hf": hf_rows,
+    "hf_disk": hf_rows,
+    "llava": file_rows,
+    "local": file_rows,
+    "rsvqa_release": rsvqa_release,
+    "iconqa_release": iconqa_release,
+}
+
+
+# ---- images and checks -----------------------------------------------------------------------
+
+def image_bytes(value, base_dir: Path | None) -> bytes:
+    """The encoded image of a row: `datasets`' {bytes, path}, a path, raw bytes or a PIL image."""
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if isinstance(value, Image.Image):
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        value = buffer.getvalue()
+    if isinstance(value, str):
+        path = Path(value) if base_dir is None else base_dir / value
+        if not path.is_file():
+            raise RowError(f"image file {str(path)!r} not found")
+        value = path.read_bytes()
+    if not value:
+        raise RowError("missing image")
+    try:
+        with Image.open(io.BytesIO(value)) as image:
+            image.load()
+            if image.format not in ("PNG", "JPEG"):  # e.g. RSVQA's GeoTIFFs: stored as PNG
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, format="PNG")
+                value = buffer.getvalue()
+    except Exception as err:
+        raise RowError(f"image cannot be decoded ({type(err).__name__}: {err})") from err
+    return value
+
+
+def check_record(record: dict) -> None:
+    if not any(a.strip() for a in record["answers"]):
+        raise RowError(f"no answer (answers {record['answers']!r})")
     if record["task_type"] not in TASK_TYPES:
-        raise DatasetError(f"{where}: task_type {record['task_type']!r} is not one of {TASK_TYPES}")
+        raise RowError(f"task_type {record['task_type']!r} is not one of {TASK_TYPES}")
     if record["task_type"] == "choice" and not record["choices"]:
-        raise DatasetError(f"{where}: a multiple-choice row has no choices")
-    if not record["image"]:
-        raise DatasetError(f"{where}: empty image")
+        raise RowError("a multiple-choice row has no choices")
 
 
-def prepare(name: str, entry: dict, split: str, seed: int) -> pl.DataFrame:
+def split_spec(name: str, entry: dict, split: str) -> dict:
     if split not in SPLITS:
         raise DatasetError(f"dataset {name!r}: unknown split {split!r}; known: {SPLITS}")
-    source = entry["source"]
+    if split in entry:
+        return entry[split]
+    if "source" in entry:  # one source for both splits (the synthetic world)
+        return entry
+    raise DatasetError(f"dataset {name!r}: no source for split {split!r} (config key datasets.{name}.{split})")
+
+
+# ---- preparation -----------------------------------------------------------------------------
+
+def prepare(name: str, entry: dict, split: str, seed: int) -> tuple[pl.DataFrame, dict]:
+    """The split's records and its manifest (source, counts, filtered and skipped rows).
+    With `max_samples`, rows are taken in a seeded random order until that many records are kept."""
+    spec = split_spec(name, entry, split)
+    source = spec.get("source")
     if source not in SOURCES:
-        raise DatasetError(f"dataset {name!r}: unknown source {source!r}; known: {sorted(SOURCES)}")
-    records = SOURCES[source](name, entry, split, seed)
+        raise DatasetError(f"dataset {name!r}, split {split!r}: unknown source {source!r}; known: {sorted(SOURCES)}")
+    rows = SOURCES[source](name, entry, spec, split, seed)
+    limit = spec.get("max_samples")
+    order = list(range(len(rows.rows)))
+    if limit is not None:
+        random.Random(f"{name}/{split}/{seed}").shuffle(order)
+    records, skipped, filtered, read = [], [], 0, 0
+    for i in order:
+        if limit is not None and len(records) >= limit:
+            break
+        row = rows.rows[i]
+        read += 1
+        try:
+            converted = rows.convert(row, i)
+            for r in converted:
+                r["image"] = image_bytes(r["image"], rows.base_dir)
+                check_record(r)
+        except RowError as err:
+            row_id = rows.row_id(row, i)
+            if not entry.get("skip_bad_rows", False):
+                raise DatasetError(f"dataset {name!r}, split {split!r}, row {row_id!r}: {err}") from err
+            skipped.append({"row": row_id, "reason": str(err)})
+            continue
+        filtered += not converted
+        records.extend({**r, "split": split} for r in converted)
+    records = records[:limit]
     if not records:
-        raise DatasetError(f"dataset {name!r}, split {split!r}: no rows")
-    for record in records:
-        check_record(name, split, record)
+        raise DatasetError(f"dataset {name!r}, split {split!r}: no rows ({len(skipped)} skipped, {filtered} filtered)")
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
-        raise DatasetError(f"dataset {name!r}, split {split!r}: duplicate row ids")
-    return pl.DataFrame(records, schema=SCHEMA)
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise DatasetError(f"dataset {name!r}, split {split!r}: duplicate row ids {dup}")
+    manifest = {"dataset": name, "split": split, "source": spec,
+                "format": entry.get("format"), "task_type": records[0]["task_type"], "seed": seed,
+                "rows_available": len(rows.rows), "rows_read": read, "records": len(records),
+                "filtered": filtered, "skipped": len(skipped), "skipped_rows": skipped}
+    return pl.DataFrame(records, schema=SCHEMA), manifest
 
 
 def write_split(frame: pl.DataFrame, path: Path) -> None:

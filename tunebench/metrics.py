@@ -24,12 +24,19 @@ Metrics
 ``exact_match``
     GQA-style as lmms-eval: lowercase, delete every ``string.punctuation``
     character anywhere, strip; correct if equal to any reference. No article
-    or number-word normalisation.
+    or number-word normalisation. With categories (RSVQA question types) also
+    per category and their mean (``average_accuracy``).
 ``choice_accuracy``
     Multiple choice; see :func:`extract_choice` for the letter rules.
 ``yesno_pairs``
     MME protocol (accuracy, accuracy+, score = acc + acc+); see
     :func:`yesno_pairs`.
+``mme``
+    MME: ``yesno_pairs`` per category, summed to perception (10 categories,
+    max 2000), cognition (4, max 800) and total (max 2800).
+``pathvqa``
+    PathVQA: yes/no accuracy on closed questions, exact match and token recall
+    on open ones, and their combined accuracy.
 ``cider``
     CIDEr-D from pycocoevalcap's ``Cider``, x100, one corpus-level call.
     Tokenisation uses pycocoevalcap's ``PTBTokenizer`` (Stanford CoreNLP, the
@@ -184,13 +191,58 @@ def normalize_exact(text: str) -> str:
     return text.lower().translate(_DELETE_PUNCTUATION).strip()
 
 
+def _exact(s: Sample) -> float:
+    return float(normalize_exact(s.output) in {normalize_exact(a) for a in s.answers})
+
+
+def _by_category(samples: list[Sample], correct: list[float], key: str) -> dict[str, float]:
+    """Per-category accuracy ("<key>/<category>") when the samples carry categories."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for s, c in zip(samples, correct):
+        groups[s.category].append(c)
+    if not any(s.category for s in samples):
+        return {}
+    return {f"{key}/{category}": _mean_percent(values) for category, values in sorted(groups.items())}
+
+
 def exact_match(samples: list[Sample]) -> dict[str, float]:
+    """Accuracy overall and, when samples carry categories (RSVQA question types), per category
+    and as "average_accuracy", the mean of the per-category accuracies (RSVQA's AA)."""
     _require_answers(samples, "exact_match")
-    correct = [
-        float(normalize_exact(s.output) in {normalize_exact(a) for a in s.answers})
-        for s in samples
-    ]
-    return {"accuracy": _mean_percent(correct)}
+    correct = [_exact(s) for s in samples]
+    per_category = _by_category(samples, correct, "accuracy")
+    result = {"accuracy": _mean_percent(correct), **per_category}
+    if per_category:
+        result["average_accuracy"] = sum(per_category.values()) / len(per_category)
+    return result
+
+
+# --------------------------------------------------------------------------
+# PathVQA: yes/no questions and open questions
+# --------------------------------------------------------------------------
+
+def token_recall(output: str, answer: str) -> float:
+    """Share of the reference's tokens (after exact-match normalisation) found in the output."""
+    reference = normalize_exact(answer).split()
+    produced = set(normalize_exact(output).split())
+    return sum(t in produced for t in reference) / len(reference) if reference else 0.0
+
+
+def pathvqa(samples: list[Sample]) -> dict[str, float]:
+    """Closed (yes/no) questions by the output's leading yes/no, open ones by exact match and token
+    recall; "accuracy" counts every question (closed: yes/no correct, open: exact match)."""
+    _require_answers(samples, "pathvqa")
+    closed = [s for s in samples if s.answers[0].strip().lower() in ("yes", "no")]
+    open_ = [s for s in samples if s not in closed]
+    closed_ok = [float(parse_yes_no(s.output) == s.answers[0].strip().lower()) for s in closed]
+    open_ok = [_exact(s) for s in open_]
+    result = {"accuracy": _mean_percent(closed_ok + open_ok), "n_yes_no": len(closed), "n_open": len(open_)}
+    if closed:
+        result["yes_no_accuracy"] = _mean_percent(closed_ok)
+    if open_:
+        result["open_exact_match"] = _mean_percent(open_ok)
+        result["open_recall"] = _mean_percent([max(token_recall(s.output, a) for a in s.answers) for s in open_])
+    return result
 
 
 # --------------------------------------------------------------------------
@@ -308,6 +360,26 @@ def yesno_pairs(samples: list[Sample]) -> dict[str, float]:
     return result
 
 
+MME_PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark",
+                  "artwork", "OCR")
+MME_COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
+
+
+def mme(samples: list[Sample]) -> dict[str, float]:
+    """MME: yesno_pairs per category (score/c = acc + acc+, 0-200), then "perception" = the sum over
+    its 10 categories (max 2000), "cognition" over its 4 (max 800), "total" both (max 2800).
+    A category not in either list is an error: it would silently fall out of both sums."""
+    unknown = sorted({s.category for s in samples} - set(MME_PERCEPTION) - set(MME_COGNITION))
+    if unknown:
+        raise ValueError(f"mme: categories {unknown} are neither perception {MME_PERCEPTION} "
+                         f"nor cognition {MME_COGNITION}")
+    result = yesno_pairs(samples)
+    for part, categories in (("perception", MME_PERCEPTION), ("cognition", MME_COGNITION)):
+        result[part] = sum(result.get(f"score/{c}", 0.0) for c in categories)
+    result["total"] = result["perception"] + result["cognition"]
+    return result
+
+
 # --------------------------------------------------------------------------
 # CIDEr-D
 # --------------------------------------------------------------------------
@@ -387,6 +459,8 @@ METRICS: dict[str, Callable[[list[Sample]], dict[str, float]]] = {
     "exact_match": exact_match,
     "choice_accuracy": choice_accuracy,
     "yesno_pairs": yesno_pairs,
+    "mme": mme,
+    "pathvqa": pathvqa,
     "cider": cider,
 }
 

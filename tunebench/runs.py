@@ -3,6 +3,7 @@ model, tuning, and generating predictions. Every run records what it really did.
 
 from __future__ import annotations
 
+import math
 import platform
 import random
 import time
@@ -65,12 +66,15 @@ def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Pa
 
 def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, base_dir: Path,
          train_path: Path, replay_paths: dict[str, Path], out_dir: Path) -> None:
-    settings = method_settings(config, method)
+    settings = method_settings(config, method, model_name)
     fam = models.family(config["models"][model_name]["family"])
     training.seed_everything(seed)
     model, processor = modeling.load(base_dir)
     model, expected = methods.apply(model, fam, settings)
-    parts = {dataset: training.encode(datasets.read_split(train_path), processor, True)}
+    train = datasets.read_split(train_path)
+    if "steps" not in settings:  # given in epochs (the paper's 3): passes over this train split
+        settings["steps"] = math.ceil(settings["epochs"] * len(train) / settings["batch_size"])
+    parts = {dataset: training.encode(train, processor, True)}
     mix = {dataset: 1.0 - settings.get("replay", 0.0)}
     if settings.get("replay", 0.0) > 0:
         mix["replay"] = settings["replay"]
@@ -139,7 +143,8 @@ def predict(config: dict, model_name: str, base_dir: Path, tune_dir: Path | None
     batch_size = config["models"][model_name].get("predict_batch_size", 64)
     for name, path in test_paths.items():
         start = time.perf_counter()
-        rows = prediction.predict(model, processor, datasets.read_split(path), batch_size)
+        rows = prediction.predict(model, processor, datasets.read_split(path), batch_size,
+                                  config["datasets"][name].get("max_new_tokens"))
         write_jsonl(rows, outputs[name])
         print(f"predict {name}: {len(rows)} samples in {time.perf_counter() - start:.1f}s")
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from . import aggregation, datasets
 from .files import read_json, read_jsonl, write_json
-from .config import method_settings, primary_metric
+from .config import method_settings, primary_metric, scale
 from .metrics import Sample, score
 
 
-def prepare(config: dict, dataset: str, split: str, out: Path) -> None:
-    frame = datasets.prepare(dataset, config["datasets"][dataset], split, config["data_seed"])
+def prepare(config: dict, dataset: str, split: str, out: Path, manifest_out: Path) -> None:
+    frame, manifest = datasets.prepare(dataset, config["datasets"][dataset], split, config["data_seed"])
     datasets.write_split(frame, out)
+    write_json(manifest, manifest_out)
 
 
 # ---- evaluation -----------------------------------------------------------------------------
@@ -34,7 +35,7 @@ def score_predictions(config: dict, dataset: str, predictions_path: Path, test_p
     primary = primary_metric(config, dataset)
     if primary not in scores:
         raise KeyError(f"config key datasets.{dataset}.primary: {primary!r} is not among {sorted(scores)}")
-    return {"metric": metric, "primary": primary, "scores": scores}
+    return {"metric": metric, "primary": primary, "scale": scale(config, dataset), "scores": scores}
 
 
 def score_run(config: dict, predictions: dict[str, Path], tests: dict[str, Path], out: Path) -> None:
@@ -49,8 +50,8 @@ def cell(config: dict, model_name: str, method: str, dataset: str, base_scores: 
                 for seed in config["seeds"]}
     result = aggregation.build_cell(model_name, method, dataset, list(config["upstream"]), per_seed,
                                     o_formula=config["aggregation"]["o"])
-    result["settings"] = method_settings(config, method)
-    result["metric"] = {d: f"{config['datasets'][d]['metric']}.{primary_metric(config, d)}"
+    result["settings"] = method_settings(config, method, model_name)
+    result["metric"] = {d: f"{config['datasets'][d]['metric']}.{primary_metric(config, d)} x {scale(config, d):g}"
                         for d in [dataset] + list(config["upstream"])}
     write_json(result, out)
 

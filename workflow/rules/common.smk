@@ -34,6 +34,18 @@ def base_dir(model, seed):
     return f"{R}/base/{model}/seed{seed}"
 
 
+def base_input(model, seed):
+    """The base model a job needs as a file: the embedded model is built by the workflow; a hub
+    model is read from its path by the job itself (so planning never touches the network)."""
+    return base_dir(model, seed) if config["models"][model]["source"] == "embedded" else []
+
+
+def base_location(model, seed):
+    """Where a job loads the base model from: the pretrained embedded dir, or a hub id / local dir."""
+    spec = config["models"][model]
+    return base_dir(model, seed) if spec["source"] == "embedded" else spec["path"]
+
+
 def tune_dir(model, method, dataset, seed):
     return f"{R}/tune/{model}/{method}/{dataset}/seed{seed}"
 

@@ -1,7 +1,8 @@
 rule prepare:
-    """One dataset split in tunebench's record schema (Parquet)."""
+    """One dataset split in tunebench's record schema (Parquet), and its manifest (source, counts, skipped rows)."""
     output:
-        f"{R}/data/{{name}}/{{split}}.parquet",
+        data=f"{R}/data/{{name}}/{{split}}.parquet",
+        manifest=f"{R}/data/{{name}}/{{split}}.manifest.json",
     wildcard_constraints:
         name=one_of(config["datasets"]),
         split="train|test",

@@ -1,13 +1,14 @@
 rule predict_zeroshot:
     """The base model's greedy answers on every downstream and upstream test set."""
     input:
-        base=base_dir("{model}", "{seed}"),
+        base=lambda w: base_input(w.model, w.seed),
         tests=[data(name, "test") for name in DOWNSTREAM + UPSTREAM],
     output:
         [f"{R}/predictions/{{model}}/zeroshot/all/seed{{seed}}/{name}.jsonl" for name in DOWNSTREAM + UPSTREAM],
     benchmark:
         f"{R}/benchmarks/predict/{{model}}.zeroshot.seed{{seed}}.tsv"
     params:
+        base=lambda w: base_location(w.model, w.seed),
         eval_sets=DOWNSTREAM + UPSTREAM,
     threads: 1
     script:
@@ -17,7 +18,7 @@ rule predict_zeroshot:
 rule predict_tuned:
     """A tuned model's greedy answers on its downstream test set and every upstream test set."""
     input:
-        base=base_dir("{model}", "{seed}"),
+        base=lambda w: base_input(w.model, w.seed),
         tuned=tune_dir("{model}", "{method}", "{dataset}", "{seed}"),
         tests=lambda w: [data(name, "test") for name in [w.dataset] + UPSTREAM],
     output:
@@ -26,6 +27,7 @@ rule predict_tuned:
     benchmark:
         f"{R}/benchmarks/predict/{{model}}.{{method}}.{{dataset}}.seed{{seed}}.tsv"
     params:
+        base=lambda w: base_location(w.model, w.seed),
         eval_sets=lambda w: [w.dataset] + UPSTREAM,
     threads: 1
     script:

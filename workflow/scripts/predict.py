@@ -6,7 +6,7 @@ torch.set_num_threads(snakemake.threads)
 runs.predict(
     snakemake.config,
     snakemake.wildcards.model,
-    snakemake.input.base,
+    snakemake.params.base,
     snakemake.input.get("tuned"),
     dict(zip(snakemake.params.eval_sets, snakemake.input.tests)),
     dict(zip(snakemake.params.eval_sets, snakemake.output)),

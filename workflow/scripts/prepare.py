@@ -1,3 +1,4 @@
 from tunebench import study
 
-study.prepare(snakemake.config, snakemake.wildcards.name, snakemake.wildcards.split, snakemake.output[0])
+study.prepare(snakemake.config, snakemake.wildcards.name, snakemake.wildcards.split, snakemake.output.data,
+              snakemake.output.manifest)

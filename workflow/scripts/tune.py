@@ -9,7 +9,7 @@ runs.tune(
     snakemake.wildcards.method,
     snakemake.wildcards.dataset,
     int(snakemake.wildcards.seed),
-    snakemake.input.base,
+    snakemake.params.base,
     snakemake.input.train,
     dict(zip(snakemake.params.upstream, snakemake.input.replay)),
     snakemake.output[0],
