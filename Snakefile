@@ -6,6 +6,9 @@ from tunebench.config import validate
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 validate(config)  # schema (workflow/schemas/config.schema.yaml) + names; fails before any job runs
 
 
@@ -15,6 +18,7 @@ include: "workflow/rules/base.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

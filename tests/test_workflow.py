@@ -1,4 +1,4 @@
-"""The real workflow, through Snakemake, on a shrunken embedded study (tests/config/small.yaml)."""
+"""The real workflow, through Snakemake, on a shrunken embedded study (the `study` fixture in conftest.py)."""
 
 import json
 
@@ -8,13 +8,6 @@ import yaml
 from PIL import Image
 
 from workflow_helpers import SMALL, planned_jobs, snakemake
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    snakemake(workdir)
-    return workdir, workdir / "results" / "small"
 
 
 def test_the_table_holds_every_cell(study):
@@ -67,7 +60,7 @@ def test_changing_one_methods_lr_reruns_only_that_method(study, tmp_path):
     changed.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(workdir, "-n", configfile=changed))
     rules = sorted(rule for rule, _ in jobs)
-    assert rules == ["all", "cell", "predict_tuned", "score", "tables", "tune"]
+    assert rules == ["all", "cell", "figures", "predict_tuned", "score", "tables", "tune"]
     for rule, wildcards in jobs:
         if rule in {"tune", "predict_tuned", "cell"}:
             assert wildcards["method"] == "last"
