@@ -25,5 +25,5 @@ def tiny_model(tiny_records):
 def study(tmp_path_factory):
     """The small study (tests/config/small.yaml) run once through the real workflow: (workdir, results)."""
     workdir = tmp_path_factory.mktemp("study")
-    snakemake(workdir)
+    (workdir / "run.log").write_text(snakemake(workdir))
     return workdir, workdir / "results" / "small"

@@ -23,6 +23,9 @@ rule cell:
         "../scripts/cell.py"
 
 
+TABLES = paths.table_outputs(R, "{model}")
+
+
 def table_report(path, caption, category, kind):
     return report(path, caption=f"../report/{caption}.rst", category=category,
                   labels={"model": "{model}", "file": kind})
@@ -33,12 +36,12 @@ rule tables:
     input:
         cells=lambda w: [cell_path(w.model, m, d) for m in METHODS for d in DOWNSTREAM],
     output:
-        html=table_report(f"{R}/tables/{{model}}.html", "table", "Tables", "table (HTML)"),
-        md=table_report(f"{R}/tables/{{model}}.md", "table", "Tables", "table (Markdown)"),
-        csv=table_report(f"{R}/tables/{{model}}.csv", "table", "Tables", "table (CSV)"),
-        tex=table_report(f"{R}/tables/{{model}}.tex", "table", "Tables", "table (LaTeX)"),
-        provenance=table_report(f"{R}/tables/{{model}}.provenance.json", "provenance", "Provenance", "table provenance (JSON)"),
-        plot=table_report(f"{R}/plots/{{model}}_tradeoff.png", "tradeoff", "Trade-off", "E vs F"),
+        html=table_report(TABLES["html"], "table", "Tables", "table (HTML)"),
+        md=table_report(TABLES["md"], "table", "Tables", "table (Markdown)"),
+        csv=table_report(TABLES["csv"], "table", "Tables", "table (CSV)"),
+        tex=table_report(TABLES["tex"], "table", "Tables", "table (LaTeX)"),
+        provenance=table_report(TABLES["provenance"], "provenance", "Provenance", "table provenance (JSON)"),
+        plot=table_report(TABLES["plot"], "tradeoff", "Trade-off", "E vs F"),
     benchmark:
         f"{R}/benchmarks/tables/{{model}}.tsv"
     params:
