@@ -1,4 +1,5 @@
-# `make run`: the embedded study end to end. `make test`: the test suite. Both create .venv if missing.
+# `make run`: the embedded study end to end. `make report`: its HTML report (after `make run`).
+# `make test`: the test suite. All create .venv if missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 CORES ?= 2
 
-.PHONY: run test clean
+.PHONY: run report test clean
 
 $(BIN)/snakemake: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +19,11 @@ $(BIN)/snakemake: pyproject.toml
 run: $(BIN)/snakemake
 	$(BIN)/snakemake --cores $(CORES)
 
+report: $(BIN)/snakemake
+	$(BIN)/snakemake --report report.html
+
 test: $(BIN)/snakemake
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake report.html

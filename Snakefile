@@ -11,6 +11,9 @@ if not config:
 
 
 
+report: "workflow/report/workflow.rst"
+
+
 validate(config)  # schema (workflow/schemas/config.schema.yaml) + names; fails before any job runs
 
 
@@ -20,6 +23,7 @@ include: "workflow/rules/base.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

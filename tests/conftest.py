@@ -1,6 +1,7 @@
 import pytest
 
 from tunebench import modeling, world
+from workflow_helpers import snakemake
 
 TINY_ARCH = dict(hidden_size=32, image_size=48, patch_size=16, vision_layers=1, text_layers=4, heads=2,
                  kv_heads=1, vocab_size=400)
@@ -28,3 +29,11 @@ def tiny_model(tiny_records):
 def shared_tiny_model(tiny_records):
     """The same tiny model, built once, for tests that only generate with it (never train it)."""
     return build_tiny_model(tiny_records)
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    """The small study (tests/config/small.yaml) run once through the real workflow: (workdir, results)."""
+    workdir = tmp_path_factory.mktemp("study")
+    (workdir / "run.log").write_text(snakemake(workdir))
+    return workdir, workdir / "results" / "small"

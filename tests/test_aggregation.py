@@ -200,7 +200,8 @@ def test_latex_booktabs_escaping_and_bold_best(tmp_path):
         assert rule in tex
     assert r"ds\_one" in tex and "ds_one" not in tex.replace(r"ds\_one", "")
     assert r"Model 100\% m\_1" in tex
-    assert r"A\_down(tuned)" in tex  # formulas in the caption
+    assert r"$E = A_{\mathrm{down}}^{\mathrm{tuned}} - A_{\mathrm{down}}^{\mathrm{base}}$" in tex  # caption
+    assert r"\sum_{u \in U}" in tex and "$O = E + F$" in tex
     assert r"\textbf{52.0 $\pm$ 2.8}" in tex  # best E on ds_one (lora)
     assert r"full & 41.0 $\pm$ 1.4 &" in tex  # full's E on ds_one is not best
     assert r"\textbf{43.0 $\pm$ 1.4}" in tex  # best Mean E (lora)
@@ -237,21 +238,39 @@ def test_write_tables_rejects_several_models(tmp_path):
         write_tables(cells, tmp_path / "m", "c")
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not on PATH")
-def test_latex_compiles(tmp_path):
+def test_html_table_bolds_the_best_and_states_the_formulas(tmp_path):
+    page = write_tables(lora_full_cells(), tmp_path / "m", "Model <m>")["html"].read_text()
+    assert "<b>52.0 ± 2.8</b>" in page and "<td>41.0 ± 1.4</td>" in page
+    assert "Model &lt;m&gt;" in page and "E = A_down(tuned) - A_down(zero-shot)" in page
+    assert page.count("<tr>") == 2 + 2  # two header rows, one row per method
+
+
+def latex_document(tmp_path, table: str) -> str:
+    """The minimal document a paper would include the table in: booktabs and graphicx, nothing else."""
+    return ("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+            f"\\begin{{document}}\n\\input{{{table}}}\n\\end{{document}}\n")
+
+
+def test_latex_compiles_or_is_well_formed(tmp_path):
+    """Compiled with pdflatex where it is installed (CI installs it); otherwise its structure is checked."""
     cells = lora_full_cells()
     cells[2] = build_cell("m", "full", "ds_one", UPSTREAM, {0: diverged_inputs(0, "loss_is_nan & 100%")})
-    write_tables(cells, tmp_path / "table", "Model m_1 & friends")
-    (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n"
-        "\\begin{document}\n\\input{table.tex}\n\\end{document}\n"
-    )
+    tex = write_tables(cells, tmp_path / "table", "Model m_1 & friends, mean ± std")["tex"].read_text()
+    body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule", 1)[0]
+    assert all(row.count(" & ") == 3 * 3 for row in body.strip().splitlines())  # method, then 3 groups x E/F/O
+    for opener, closer in [(r"\begin{table}", r"\end{table}"), (r"\begin{tabular}", r"\end{tabular}")]:
+        assert tex.count(opener) == tex.count(closer) == 1
+    assert tex.count("{") == tex.count("}") and tex.count("$") % 2 == 0
+    if shutil.which("pdflatex") is None:
+        return
+    (tmp_path / "doc.tex").write_text(latex_document(tmp_path, "table.tex"))
     proc = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 0
+    assert "Overfull" not in (tmp_path / "doc.log").read_text()  # resized to the text width
 
 
 # ------------------------------------------------------------------ plot

@@ -1,6 +1,7 @@
-"""The real workflow, through Snakemake, on a shrunken embedded study (tests/config/small.yaml)."""
+"""The real workflow, through Snakemake, on a shrunken embedded study (the `study` fixture in conftest.py)."""
 
 import json
+import re
 
 import polars as pl
 import pytest
@@ -8,13 +9,6 @@ import yaml
 from PIL import Image
 
 from workflow_helpers import ROOT, SMALL, planned_jobs, snakemake
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    snakemake(workdir)
-    return workdir, workdir / "results" / "small"
 
 
 def test_the_table_holds_every_cell(study):
@@ -43,6 +37,18 @@ def test_a_cell_records_scores_before_and_after_and_what_the_run_did(study):
     assert run["train_seconds"] > 0 and run["peak_memory_mb"] > 0 and run["environment"]["libraries"]["torch"]
     log = (results / "tune" / "tiny" / "last" / "big_count" / "seed0" / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 4 and {"step", "loss", "lr", "samples_per_s"} <= set(json.loads(log[0]))
+
+
+def test_every_job_ends_with_a_summary_line(study):
+    workdir, _ = study
+    log = (workdir / "run.log").read_text()
+    steps = int(re.search(r"(\d+) of \1 steps \(100%\) done", log).group(1))
+    summaries = re.findall(r"^\[tunebench\] done (\w+) (.*): (.*) \((\d+\.\d) s\)$", log, re.M)
+    assert len(summaries) == steps - 1  # every job but the target rule `all`
+    assert ("tune", "tiny/last/big_count seed 0") in {(rule, what) for rule, what, _, _ in summaries}
+    cell = next(result for rule, what, result, _ in summaries if what == "tiny/lora/big_count" and rule == "cell")
+    assert re.fullmatch(r"E -?\d+\.\d, F -?\d+\.\d, O -?\d+\.\d over 1 seed\(s\)", cell)
+    assert all(float(seconds) > 0 for *_, seconds in summaries)
 
 
 def test_predictions_are_files_with_id_prompt_and_output(study):
@@ -77,7 +83,7 @@ def test_changing_one_methods_lr_reruns_only_that_method(study, tmp_path):
     changed.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(workdir, "-n", configfile=changed))
     rules = sorted(rule for rule, _ in jobs)
-    assert rules == ["all", "cell", "predict_tuned", "score", "tables", "tune"]
+    assert rules == ["all", "cell", "figures", "predict_tuned", "score", "tables", "tune"]
     for rule, wildcards in jobs:
         if rule in {"tune", "predict_tuned", "cell"}:
             assert wildcards["method"] == "last"

@@ -7,11 +7,14 @@ dataset's own reported scale.
 
 from __future__ import annotations
 
+import html
 import statistics
 from pathlib import Path
 from typing import Callable
 
 import polars as pl
+
+from . import report
 
 O_FORMULAS: dict[str, Callable[[float, float], float]] = {
     "sum": lambda e, f: e + f,
@@ -25,6 +28,14 @@ FORMULAS: dict[str, str] = {
     "O": _O_TEXT["sum"],
 }
 
+# The same formulas typeset for the LaTeX caption ("base" = the zero-shot model), keyed like FORMULAS.
+_FORMULAS_TEX = {
+    FORMULAS["E"]: r"$E = A_{\mathrm{down}}^{\mathrm{tuned}} - A_{\mathrm{down}}^{\mathrm{base}}$",
+    FORMULAS["F"]: r"$F = \frac{1}{|U|}\sum_{u \in U} (A_u^{\mathrm{tuned}} - A_u^{\mathrm{base}})$ "
+                   r"over the upstream sets $U$",
+    _O_TEXT["sum"]: r"$O = E + F$",
+    _O_TEXT["mean"]: r"$O = (E + F)/2$",
+}
 _RUN_KEYS = ("trainable_params", "total_params", "train_seconds", "peak_memory_mb")
 _METRICS = ("E", "F", "O")
 # Columns of the CSV; the "mean" rows average the per-dataset rows.
@@ -314,6 +325,7 @@ _LATEX_SPECIALS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
 }
 
 
@@ -332,14 +344,19 @@ _TEX_STYLE = {
 
 
 def _latex(frame: pl.DataFrame, notes: dict, caption: str, formula_text: dict) -> str:
+    """A table float that compiles in any document loading booktabs and graphicx."""
     groups = _first_seen(frame["dataset"])
     labels = [latex_escape(_group_label(g)) for g in groups]
-    full_caption = latex_escape(caption + ". " + "; ".join(formula_text[m] for m in _METRICS) + ".")
+    formulas_tex = "; ".join(_FORMULAS_TEX[formula_text[m]] for m in _METRICS)
+    full_caption = f"{latex_escape(caption)} {formulas_tex}. Best value per column in bold."
     spans = [(2 + 3 * i, 4 + 3 * i) for i in range(len(groups))]
     lines = [
+        r"% Needs \usepackage{booktabs} and \usepackage{graphicx} in the preamble.",
         r"\begin{table}[t]",
         r"\centering",
         rf"\caption{{{full_caption}}}",
+        # As wide as the text, however many datasets: E/F/O per set makes wide tables.
+        r"\resizebox{\linewidth}{!}{%",
         r"\begin{tabular}{l" + "ccc" * len(groups) + "}",
         r"\toprule",
         " & ".join([""] + [rf"\multicolumn{{3}}{{c}}{{{label}}}" for label in labels]) + r" \\",
@@ -348,7 +365,7 @@ def _latex(frame: pl.DataFrame, notes: dict, caption: str, formula_text: dict) -
         r"\midrule",
     ]
     lines += [" & ".join(r) + r" \\" for r in _table_body(frame, notes, _TEX_STYLE)]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [r"\bottomrule", r"\end{tabular}}"]
     if notes:
         lines.append(r"\par\smallskip\footnotesize")
         notes_tex = [f"$^{{{i}}}$ {latex_escape(text)}" for i, text in enumerate(notes.values(), start=1)]
@@ -357,18 +374,47 @@ def _latex(frame: pl.DataFrame, notes: dict, caption: str, formula_text: dict) -
     return "\n".join(lines) + "\n"
 
 
+_HTML_STYLE = {
+    "escape": html.escape,
+    "pm": " ± ",
+    "minus": "−",
+    "dash": "–",
+    "mark": lambda n: f"<sup>{n}</sup>",
+    "bold": lambda s: f"<b>{s}</b>",
+}
+
+
+def _html(frame: pl.DataFrame, notes: dict, caption: str, formula_text: dict) -> str:
+    """A standalone page (the report shows it as is)."""
+    groups = _first_seen(frame["dataset"])
+    head = "".join(f'<th colspan="3">{html.escape(_group_label(g))}</th>' for g in groups)
+    sub = "".join(f"<th>{m}</th>" for m in _METRICS) * len(groups)
+    rows = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>\n"
+                   for r in _table_body(frame, notes, _HTML_STYLE))
+    formulas_html = "".join(f"<li><code>{html.escape(formula_text[m])}</code></li>" for m in _METRICS)
+    notes_html = "".join(f"<li>{html.escape(t)}</li>" for t in notes.values())
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(caption)}</title>\n"
+            "<style>table{border-collapse:collapse}th,td{padding:2px 8px;text-align:center;"
+            "border-bottom:1px solid #ccc}td:first-child{text-align:left}</style></head><body>\n"
+            f"<p><b>{html.escape(caption)}</b></p><ul>{formulas_html}</ul>\n"
+            f'<table class="efo"><thead><tr><th rowspan="2">Method</th>{head}</tr><tr>{sub}</tr></thead>\n'
+            f"<tbody>\n{rows}</tbody></table>\n<ol>{notes_html}</ol>\n<p>Best value per column in bold.</p>"
+            "</body></html>\n")
+
+
 def write_tables(cells: list[dict], out_prefix: Path, caption: str) -> dict[str, Path]:
-    """Write the E/F/O table of one model as .md, .csv and .tex next to `out_prefix`."""
+    """Write the E/F/O table of one model as .md, .csv, .tex and .html next to `out_prefix`."""
     _check_one_table(cells)
     out_prefix = Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     frame = _results_frame(cells)
     notes = _footnotes(frame, cells)
     formula_text = cells[0]["formulas"]
-    paths = {ext: out_prefix.with_suffix(f".{ext}") for ext in ("md", "csv", "tex")}
+    paths = {ext: out_prefix.with_suffix(f".{ext}") for ext in ("md", "csv", "tex", "html")}
     paths["md"].write_text(_markdown(frame, notes, caption, formula_text), encoding="utf-8")
     frame.write_csv(paths["csv"])
     paths["tex"].write_text(_latex(frame, notes, caption, formula_text), encoding="utf-8")
+    paths["html"].write_text(_html(frame, notes, caption, formula_text), encoding="utf-8")
     return paths
 
 
@@ -377,16 +423,8 @@ def write_tables(cells: list[dict], out_prefix: Path, caption: str) -> dict[str,
 
 def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
     """E vs F per method: a labelled marker at the mean over datasets, faded ones per dataset."""
-    # Imported here: matplotlib costs most of this module's import time, and most callers only score.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     frame = _results_frame(cells)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    # A bare Figure on the Agg canvas: no pyplot global state, no display needed.
-    fig = Figure(figsize=(6.4, 4.8), dpi=150)
-    FigureCanvasAgg(fig)
+    fig = report.figure(6.4, 4.8)
     ax = fig.add_subplot()
     for i, method in enumerate(_first_seen(frame["method"])):
         color = f"C{i % 10}"
@@ -412,6 +450,4 @@ def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
     ax.set_xlabel("E: specialization gain (points)")
     ax.set_ylabel("F: upstream change (points, < 0 = forgetting)")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(out_png)
-    return out_png
+    return report.save(fig, out_png)

@@ -7,6 +7,7 @@ sequence's answer starts right after its own prompt.
 from __future__ import annotations
 
 import torch
+from tqdm import tqdm
 
 from .training import Encoded, encode
 
@@ -26,7 +27,8 @@ def left_padded(data: Encoded, indices: list[int], pad_id: int) -> dict:
 
 
 @torch.inference_mode()
-def generate(model, processor, records: list[dict], batch_size: int, max_new_tokens: int) -> list[str]:
+def generate(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
+             desc: str = "generate") -> list[str]:
     """Greedy outputs, in the order of `records`."""
     model.eval()
     tokenizer = processor.tokenizer
@@ -34,7 +36,7 @@ def generate(model, processor, records: list[dict], batch_size: int, max_new_tok
     order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
     outputs: list[str] = [""] * len(data)
     device = next(model.parameters()).device
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, mininterval=5):
         indices = order[start:start + batch_size]
         batch = {k: v.to(device) for k, v in left_padded(data, indices, tokenizer.pad_token_id).items()}
         generated = model.generate(
@@ -50,9 +52,10 @@ def generate(model, processor, records: list[dict], batch_size: int, max_new_tok
     return outputs
 
 
-def predict(model, processor, records: list[dict], batch_size: int, max_new_tokens: int | None = None) -> list[dict]:
+def predict(model, processor, records: list[dict], batch_size: int, max_new_tokens: int | None = None,
+            desc: str = "predict") -> list[dict]:
     """`max_new_tokens` overrides the task type's default (long answers: OCR-VQA's book titles)."""
     task_types = {r["task_type"] for r in records}
     max_new = max_new_tokens or max(MAX_NEW_TOKENS[t] for t in task_types)
-    outputs = generate(model, processor, records, batch_size, max_new)
+    outputs = generate(model, processor, records, batch_size, max_new, desc)
     return [{"id": r["id"], "prompt": r["question"], "output": o} for r, o in zip(records, outputs)]

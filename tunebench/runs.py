@@ -4,31 +4,18 @@ model, tuning, and generating predictions. Every run records what it really did.
 from __future__ import annotations
 
 import math
-import platform
 import random
-import time
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import datasets, methods, modeling, models, prediction, training, world
+from . import datasets, methods, modeling, models, prediction, progress, training, world
 from .config import method_settings
 from .files import write_json, write_jsonl
+from .provenance import environment
 
-LIBRARIES = ("torch", "transformers", "peft", "accelerate", "tokenizers", "polars", "pycocoevalcap")
 TUNED_WEIGHTS = "tuned_weights.safetensors"
-
-
-def environment() -> dict:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "libraries": {lib: version(lib) for lib in LIBRARIES},
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
 
 
 def _records(paths: dict[str, Path]) -> dict[str, list[dict]]:
@@ -60,6 +47,8 @@ def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Pa
     write_json({"model": model_name, "seed": seed, "settings": settings, "architecture": arch,
                 "total_params": sum(p.numel() for p in model.parameters()), **stats,
                 "environment": environment()}, out_dir / "run.json")
+    progress.done(f"pretrain {model_name} seed {seed}",
+                  f"{stats['steps']} steps, final loss {stats['final_loss']:.3f}, peak {stats['peak_memory_mb']:.0f} MB")
 
 
 # ---- tuning ---------------------------------------------------------------------------------
@@ -105,6 +94,10 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
                 "trainable_params": counts["trainable_params"], "total_params": counts["total_params"],
                 "trainable": counts["trainable"], "diverged": diverged, **stats,
                 "environment": environment()}, out_dir / "run.json")
+    result = (f"DIVERGED at step {diverged['step']}" if diverged else
+              f"{stats['steps']} steps, final loss {stats['final_loss']:.3f}, peak {stats['peak_memory_mb']:.0f} MB")
+    progress.done(f"tune {model_name}/{method}/{dataset} seed {seed}",
+                  f"{counts['trainable_params']:,} trainable parameters, {result}")
 
 
 def save_tuned(model, trained: set[str], out_dir: Path) -> None:
@@ -141,11 +134,13 @@ def predict(config: dict, model_name: str, base_dir: Path, tune_dir: Path | None
             test_paths: dict[str, Path], outputs: dict[str, Path]) -> None:
     model, processor = load_tuned(base_dir, tune_dir)
     batch_size = config["models"][model_name].get("predict_batch_size", 64)
+    samples = 0
     for name, path in test_paths.items():
-        start = time.perf_counter()
         rows = prediction.predict(model, processor, datasets.read_split(path), batch_size,
-                                  config["datasets"][name].get("max_new_tokens"))
+                                  config["datasets"][name].get("max_new_tokens"), desc=f"predict {name}")
         write_jsonl(rows, outputs[name])
-        print(f"predict {name}: {len(rows)} samples in {time.perf_counter() - start:.1f}s")
+        samples += len(rows)
+    run = "/".join(Path(tune_dir).parts[-4:]) if tune_dir else f"{model_name}/zero-shot/{Path(base_dir).name}"
+    progress.done(f"predict {run}", f"{samples} answers on {len(test_paths)} test sets ({', '.join(test_paths)})")
 
 

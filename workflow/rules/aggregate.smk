@@ -1,9 +1,16 @@
+def cell_data(w):
+    """Every dataset file a cell's runs read: hashed into its provenance."""
+    return [data(w.dataset, "train")] + replay_inputs(w) + [data(name, "test") for name in [w.dataset] + UPSTREAM]
+
+
 rule cell:
     """One table cell: a method on a downstream set, every seed, with E, F, O and their spread."""
     input:
         base_scores=expand(f"{R}/scores/{{{{model}}}}/zeroshot/all/seed{{seed}}.json", seed=SEEDS),
         tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
         tuned=expand(tune_dir("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
+        base=lambda w: [base_input(w.model, seed) for seed in SEEDS],
+        data=cell_data,
     output:
         cell_path("{model}", "{method}", "{dataset}"),
     benchmark:
@@ -11,20 +18,31 @@ rule cell:
     params:
         upstream=UPSTREAM,
         seeds=SEEDS,
+        base=lambda w: [base_location(w.model, seed) for seed in SEEDS],
         aggregation=canonical(config["aggregation"]),
     script:
         "../scripts/cell.py"
 
 
+TABLES = paths.table_outputs(R, "{model}")
+
+
+def table_report(path, caption, category, kind):
+    return report(path, caption=f"../report/{caption}.rst", category=category,
+                  labels={"model": "{model}", "file": kind})
+
+
 rule tables:
-    """The paper-style table (Markdown, CSV, LaTeX) and the E-vs-F trade-off plot for one model."""
+    """The paper-style table (HTML, Markdown, CSV, LaTeX), its provenance and the E-vs-F trade-off plot for one model."""
     input:
         cells=lambda w: [cell_path(w.model, m, d) for m in METHODS for d in DOWNSTREAM],
     output:
-        md=f"{R}/tables/{{model}}.md",
-        csv=f"{R}/tables/{{model}}.csv",
-        tex=f"{R}/tables/{{model}}.tex",
-        plot=f"{R}/plots/{{model}}_tradeoff.png",
+        html=table_report(TABLES["html"], "table", "Tables", "table (HTML)"),
+        md=table_report(TABLES["md"], "table", "Tables", "table (Markdown)"),
+        csv=table_report(TABLES["csv"], "table", "Tables", "table (CSV)"),
+        tex=table_report(TABLES["tex"], "table", "Tables", "table (LaTeX)"),
+        provenance=table_report(TABLES["provenance"], "provenance", "Provenance", "table provenance (JSON)"),
+        plot=table_report(TABLES["plot"], "tradeoff", "Trade-off", "E vs F"),
     benchmark:
         f"{R}/benchmarks/tables/{{model}}.tsv"
     params:

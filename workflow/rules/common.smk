@@ -1,8 +1,10 @@
 import json
+from functools import partial
 
+from tunebench import paths
 from tunebench.config import eval_sets, method_settings
 
-R = f"results/{config['study']}"
+R = paths.results_dir(config)
 MODELS = list(config["models"])
 METHODS = list(config["methods"])
 UPSTREAM = list(config["upstream"])
@@ -26,12 +28,12 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def data(dataset, split):
-    return f"{R}/data/{dataset}/{split}.parquet"
-
-
-def base_dir(model, seed):
-    return f"{R}/base/{model}/seed{seed}"
+# The layout lives in tunebench.paths (`tunebench status` reads it too); bound here to this study.
+data = partial(paths.data, R)
+base_dir = partial(paths.base_dir, R)
+tune_dir = partial(paths.tune_dir, R)
+run_prefix = paths.run_prefix
+cell_path = partial(paths.cell_path, R)
 
 
 def base_input(model, seed):
@@ -46,22 +48,6 @@ def base_location(model, seed):
     return base_dir(model, seed) if spec["source"] == "embedded" else spec["path"]
 
 
-def tune_dir(model, method, dataset, seed):
-    return f"{R}/tune/{model}/{method}/{dataset}/seed{seed}"
-
-
-def run_prefix(model, method, dataset, seed):
-    """Where a run's predictions and scores go; the zero-shot base is the run zeroshot/all."""
-    return f"{model}/{method}/{dataset}/seed{seed}"
-
-
-def cell_path(model, method, dataset):
-    return f"{R}/cells/{model}/{method}/{dataset}.json"
-
-
-def table_outputs(model):
-    return [f"{R}/tables/{model}.{ext}" for ext in ("md", "csv", "tex")] + [f"{R}/plots/{model}_tradeoff.png"]
-
-
 def all_outputs():
-    return [p for model in MODELS for p in table_outputs(model)]
+    return [p for model in MODELS for outputs in (paths.table_outputs(R, model), paths.report_outputs(R, model))
+            for p in outputs.values()]

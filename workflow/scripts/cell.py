@@ -11,5 +11,7 @@ study.cell(
     dict(zip(seeds, snakemake.input.base_scores)),
     dict(zip(seeds, snakemake.input.tuned_scores)),
     {seed: Path(d) / "run.json" for seed, d in zip(seeds, snakemake.input.tuned)},
+    dict(zip(seeds, snakemake.params.base)),
+    snakemake.input.data,
     snakemake.output[0],
 )

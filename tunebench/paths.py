@@ -1,0 +1,49 @@
+"""Where every result of a study lives: one layout, shared by the workflow rules and `tunebench status`.
+Every function takes the study's results directory first (`results_dir(config)`)."""
+
+from __future__ import annotations
+
+
+def results_dir(config: dict) -> str:
+    return f"results/{config['study']}"
+
+
+def data(root: str, dataset: str, split: str) -> str:
+    return f"{root}/data/{dataset}/{split}.parquet"
+
+
+def base_dir(root: str, model: str, seed) -> str:
+    return f"{root}/base/{model}/seed{seed}"
+
+
+def tune_dir(root: str, model: str, method: str, dataset: str, seed) -> str:
+    return f"{root}/tune/{model}/{method}/{dataset}/seed{seed}"
+
+
+def run_prefix(model: str, method: str, dataset: str, seed) -> str:
+    """Where a run's predictions and scores go; the zero-shot base is the run zeroshot/all."""
+    return f"{model}/{method}/{dataset}/seed{seed}"
+
+
+def predictions_dir(root: str, model: str, method: str, dataset: str, seed) -> str:
+    return f"{root}/predictions/{run_prefix(model, method, dataset, seed)}"
+
+
+def scores_path(root: str, model: str, method: str, dataset: str, seed) -> str:
+    return f"{root}/scores/{run_prefix(model, method, dataset, seed)}.json"
+
+
+def cell_path(root: str, model: str, method: str, dataset: str) -> str:
+    return f"{root}/cells/{model}/{method}/{dataset}.json"
+
+
+def table_outputs(root: str, model: str) -> dict[str, str]:
+    tables = {ext: f"{root}/tables/{model}.{ext}" for ext in ("md", "csv", "tex", "html")}
+    return {**tables, "provenance": f"{root}/tables/{model}.provenance.json",
+            "plot": f"{root}/plots/{model}_tradeoff.png"}
+
+
+def report_outputs(root: str, model: str) -> dict[str, str]:
+    """The figures and pages only the report shows."""
+    folder = f"{root}/report/{model}"
+    return {"scores": f"{folder}/scores.png", "loss": f"{folder}/loss", "cells": f"{folder}/cells.html"}

@@ -1,0 +1,16 @@
+"""One summary line at the end of every job (what it did, its result, its time), on stderr so it lands in
+Snakemake's console output and in SLURM job logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import psutil
+
+
+def done(what: str, result: str) -> str:
+    # From the job process's start: interpreter start-up and imports count too.
+    line = f"[tunebench] done {what}: {result} ({time.time() - psutil.Process().create_time():.1f} s)"
+    print(line, file=sys.stderr, flush=True)
+    return line

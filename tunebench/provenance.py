@@ -1,0 +1,91 @@
+"""Where a number came from: software, hardware, workflow commit, and hashes of the data and weights.
+
+Light on purpose (no torch import): the cell and table jobs call it too. A job that has torch loaded
+(pretraining, tuning) also gets its GPUs and torch threads recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+LIBRARIES = ("torch", "transformers", "peft", "accelerate", "tokenizers", "polars", "pycocoevalcap", "snakemake")
+WORKFLOW_DIR = Path(__file__).resolve().parent.parent  # the checkout holding Snakefile and this package
+_CHUNK = 1 << 20
+
+
+def _version(lib: str) -> str | None:
+    try:
+        return version(lib)
+    except PackageNotFoundError:
+        return None
+
+
+def git_state(directory: Path = WORKFLOW_DIR) -> dict:
+    """The commit of the workflow checkout and whether it has uncommitted changes (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict:
+    info = {"cpu": cpu_model(), "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0))}
+    torch = sys.modules.get("torch")  # only asked where the job already loaded it: light jobs stay light
+    if torch is not None:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(count)]
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def environment() -> dict:
+    """What ran a job: Python, libraries, hardware and the workflow's git commit."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": {lib: _version(lib) for lib in LIBRARIES},
+        "hardware": hardware(),
+        "git": git_state(),
+    }
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_hashes(model_dir: Path | str) -> dict[str, str]:
+    """sha256 of every weights file of a saved model, by file name; a hub id is recorded as is
+    (its revision is the hub's business, and hashing it would mean downloading it)."""
+    if not Path(model_dir).is_dir():
+        return {"hub": str(model_dir)}
+    files = sorted(Path(model_dir).glob("*.safetensors")) + sorted(Path(model_dir).glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"{model_dir}: no *.safetensors or *.bin weights to hash")
+    return {f.name: sha256(f) for f in files}
