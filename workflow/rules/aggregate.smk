@@ -9,7 +9,7 @@ rule cell:
         base_scores=expand(f"{R}/scores/{{{{model}}}}/zeroshot/all/seed{{seed}}.json", seed=SEEDS),
         tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
         tuned=expand(tune_dir("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
-        base=lambda w: [base_input(w.model, seed) for seed in SEEDS],
+        base=lambda w: [path for seed in SEEDS for path in [base_input(w.model, seed)] if path],
         data=cell_data,
     output:
         cell_path("{model}", "{method}", "{dataset}"),
