@@ -70,7 +70,7 @@ def test_the_paper_grid_plans_without_weights_or_data(tmp_path):
     counts = {rule: sum(r == rule for r, _ in jobs) for rule, _ in jobs}
     # 2 models x 5 methods x 6 downstream sets x 1 seed; 6 train + 12 test splits; no pretraining
     assert counts == {"prepare": 18, "predict_zeroshot": 2, "tune": 60, "predict_tuned": 60, "score": 62,
-                      "cell": 60, "tables": 2, "all": 1}
+                      "cell": 60, "figures": 2, "tables": 2, "all": 1}
     assert {w["model"] for r, w in jobs if r == "tune"} == {"llava_ov_7b", "vila_3b"}
     assert not any(r == "prepare" and w["split"] == "train" and w["name"] in ("mme", "gqa") for r, w in jobs)
 
