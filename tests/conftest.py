@@ -1,6 +1,7 @@
 import pytest
 
 from tunebench import modeling, world
+from workflow_helpers import snakemake
 
 TINY_ARCH = dict(hidden_size=32, image_size=48, patch_size=16, vision_layers=1, text_layers=4, heads=2,
                  kv_heads=1, vocab_size=400)
@@ -18,3 +19,11 @@ def tiny_model(tiny_records):
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
     tokenizer = modeling.train_tokenizer(texts, list(world.COLOURS) + list(world.SHAPES), TINY_ARCH["vocab_size"])
     return modeling.build_embedded(tokenizer, TINY_ARCH, seed=0)
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    """The small study (tests/config/small.yaml) run locally once: (workdir, results dir)."""
+    workdir = tmp_path_factory.mktemp("study")
+    snakemake(workdir)
+    return workdir, workdir / "results" / "small"

@@ -1,4 +1,5 @@
-"""The real workflow, through Snakemake, on a shrunken embedded study (tests/config/small.yaml)."""
+"""The real workflow, through Snakemake, on a shrunken embedded study (tests/config/small.yaml; the `study`
+fixture in conftest.py runs it once)."""
 
 import json
 
@@ -8,13 +9,6 @@ import yaml
 from PIL import Image
 
 from workflow_helpers import SMALL, planned_jobs, snakemake
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    snakemake(workdir)
-    return workdir, workdir / "results" / "small"
 
 
 def test_the_table_holds_every_cell(study):
