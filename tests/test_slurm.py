@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from workflow_helpers import ROOT, SMALL
 
@@ -56,6 +57,18 @@ def completed_jobs(log_path: str, name_prefix: str) -> dict[str, dict]:
     with open(log_path) as log:
         records = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in log]
     return {r["JobId"]: r for r in records if r.get("Name", "").startswith(name_prefix)}
+
+
+def test_the_slurm_profile_asks_a_gpu_for_every_model_job(tmp_path):
+    """The profile's set-resources name the workflow's model rules (a renamed rule would lose its GPU)."""
+    profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", str(SMALL), "-n"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    planned = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s*resources: (.*)$", done.stdout + done.stderr, re.M)
+    gpu_rules = {rule for rule, resources in planned if "gpu=1" in resources.split(", ")}
+    assert gpu_rules == set(CLUSTER_JOBS) == set(profile["set-resources"])
+    assert profile["executor"] == "slurm" and profile["keep-going"] and profile["retries"] > 0
 
 
 def test_the_small_study_runs_as_slurm_jobs_and_gives_the_local_results(job_completion_log, study, tmp_path):
