@@ -88,10 +88,11 @@ def test_the_small_study_runs_as_slurm_jobs_and_gives_the_local_results(job_comp
     records = completed_jobs(job_completion_log, prefix)
     assert set(records) == set(submitted)
     assert {(r["JobState"], r["ExitCode"]) for r in records.values()} == {("COMPLETED", "0:0")}
-    # Per-rule resources reached sbatch: the tune override, the profile's default for the rest.
+    # Per-rule resources reached SLURM: the tune override (memory, minutes), the profile's default for the rest.
     memory = {job: re.search(r"mem=(\d+)M", records[job]["Tres"]).group(1) for job in submitted}
     assert {memory[job] for job, rule in submitted.items() if rule == "tune"} == {"1500"}
     assert {memory[job] for job, rule in submitted.items() if rule != "tune"} == {"4000"}
+    assert {records[job]["TimeLimit"] for job, rule in submitted.items() if rule == "tune"} == {"10"}
 
     # Same seed, same results as the local run: the table (but for wall time), every loss and every answer.
     _, local = study
