@@ -26,6 +26,16 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Seconds-long steps run on the submit host, not as cluster jobs (and `prepare` may need the internet,
+# which compute nodes often lack). Their resources, and the model jobs', live in profiles/.
+localrules:
+    all,
+    prepare,
+    score,
+    cell,
+    tables,
+
+
 rule all:
     input:
         all_outputs(),

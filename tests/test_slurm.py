@@ -1,0 +1,116 @@
+"""The small study on a real SLURM cluster, through `snakemake --profile slurm` typed in the repository root.
+
+Needs a cluster that answers `sinfo` (`.ci/slurm-cluster start` runs a single-node one on loopback).
+Without one the test is skipped, unless TUNEBENCH_SLURM=1 (set by .ci/run) requires it: then it fails.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from workflow_helpers import ROOT, SMALL
+
+# The model jobs of the small study; prepare, score, cell and tables are localrules.
+CLUSTER_JOBS = {"pretrain": 1, "predict_zeroshot": 1, "tune": 2, "predict_tuned": 2}
+# The test cluster has no GPU and little memory: override the profile's requests (the README's recipe).
+TEST_CLUSTER_RESOURCES = ["pretrain:gpu=0", "predict_zeroshot:gpu=0", "predict_tuned:gpu=0", "tune:gpu=0",
+                          "tune:mem_mb=1500", "tune:runtime=10"]
+
+
+def cluster_answers() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    try:  # sinfo retries for about a minute when no controller answers
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.fixture(scope="session")
+def job_completion_log() -> str:
+    """Where slurmctld records every finished job; fails or skips at once when no cluster answers."""
+    if not cluster_answers():
+        if os.environ.get("TUNEBENCH_SLURM") == "1":
+            pytest.fail("TUNEBENCH_SLURM=1 but no SLURM cluster answers `sinfo`: start one with "
+                        "`.ci/slurm-cluster start`")
+        pytest.skip("no SLURM cluster answers `sinfo` (.ci/slurm-cluster start runs one)")
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
+    settings = dict(re.findall(r"^(\w+)\s+= (.*)$", config, re.M))
+    if settings.get("JobCompType") != "jobcomp/filetxt":
+        pytest.fail(f"the test reads SLURM's job completion log: JobCompType is {settings.get('JobCompType')}, "
+                    "not jobcomp/filetxt (see .ci/slurm-cluster)")
+    return settings["JobCompLoc"]
+
+
+def completed_jobs(log_path: str, name_prefix: str) -> dict[str, dict]:
+    """SLURM's records of the finished jobs whose name starts with name_prefix, by job id."""
+    with open(log_path) as log:
+        records = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in log]
+    return {r["JobId"]: r for r in records if r.get("Name", "").startswith(name_prefix)}
+
+
+def test_the_slurm_profile_asks_a_gpu_for_every_model_job(tmp_path):
+    """The profile's set-resources name the workflow's model rules (a renamed rule would lose its GPU)."""
+    profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", str(SMALL), "-n"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    planned = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s*resources: (.*)$", done.stdout + done.stderr, re.M)
+    gpu_rules = {rule for rule, resources in planned if "gpu=1" in resources.split(", ")}
+    assert gpu_rules == set(CLUSTER_JOBS) == set(profile["set-resources"])
+    assert profile["executor"] == "slurm" and profile["keep-going"] and profile["retries"] > 0
+
+
+def test_the_small_study_runs_as_slurm_jobs_and_gives_the_local_results(job_completion_log, study, tmp_path):
+    prefix = f"tbtest{uuid.uuid4().hex[:8]}"
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", str(SMALL), "--slurm-no-account",
+           "--slurm-jobname-prefix", prefix, "--slurm-init-seconds-before-status-checks", "2",
+           "--set-resources", *TEST_CLUSTER_RESOURCES]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"snakemake --profile slurm failed:\n{output[-8000:]}"
+
+    # What Snakemake says it submitted: SLURM job id -> rule (from the job's SLURM log path).
+    submitted = dict(re.findall(r"SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/", output))
+    assert Counter(submitted.values()) == CLUSTER_JOBS, output[-8000:]
+    # What SLURM recorded: exactly those jobs, each completed with exit code 0.
+    records = completed_jobs(job_completion_log, prefix)
+    assert set(records) == set(submitted)
+    assert {(r["JobState"], r["ExitCode"]) for r in records.values()} == {("COMPLETED", "0:0")}
+    # Per-rule resources reached SLURM: the tune override (memory, minutes), the profile's default for the rest.
+    memory = {job: re.search(r"mem=(\d+)M", records[job]["Tres"]).group(1) for job in submitted}
+    assert {memory[job] for job, rule in submitted.items() if rule == "tune"} == {"1500"}
+    assert {memory[job] for job, rule in submitted.items() if rule != "tune"} == {"4000"}
+    assert {records[job]["TimeLimit"] for job, rule in submitted.items() if rule == "tune"} == {"10"}
+
+    # Same seed, same results as the local run: the table (but for wall time), every loss and every answer.
+    _, local = study
+    on_slurm = tmp_path / "results" / "small"
+    assert table_without_timing(on_slurm) == table_without_timing(local)
+    assert losses(on_slurm) == losses(local) and len(losses(local)) == 3  # pretrain + 2 tunings
+    assert predictions(on_slurm) == predictions(local)
+
+
+def table_without_timing(results: Path) -> list[dict]:
+    return pl.read_csv(results / "tables" / "tiny.csv").drop("train_seconds").to_dicts()
+
+
+def losses(results: Path) -> dict[str, list[float]]:
+    """The loss at every step of every pretraining and tuning run."""
+    return {str(log.relative_to(results)): [json.loads(line)["loss"] for line in log.read_text().splitlines()]
+            for log in results.glob("*/**/train_log.jsonl")}
+
+
+def predictions(results: Path) -> dict[str, str]:
+    return {str(p.relative_to(results)): p.read_text() for p in (results / "predictions").rglob("*.jsonl")}
