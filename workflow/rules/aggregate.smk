@@ -1,9 +1,9 @@
 rule cell:
     """One table cell: a method on a downstream set, every seed, with E, F, O and their spread."""
     input:
-        base_scores=expand(f"{R}/scores/{{{{model}}}}/zeroshot/all/seed{{seed}}.json", seed=SEEDS),
+        base_scores=lambda w: [p for seed in SEEDS for p in zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)],
         tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
-        tuned=expand(tune_dir("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
+        runs=expand(run_json("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
     output:
         cell_path("{model}", "{method}", "{dataset}"),
     benchmark:
@@ -12,6 +12,7 @@ rule cell:
         upstream=UPSTREAM,
         seeds=SEEDS,
         aggregation=canonical(config["aggregation"]),
+        code=code_fingerprint("aggregate"),
     script:
         "../scripts/cell.py"
 
@@ -30,5 +31,6 @@ rule tables:
     params:
         seeds=SEEDS,
         upstream=UPSTREAM,
+        code=code_fingerprint("aggregate"),
     script:
         "../scripts/tables.py"

@@ -1,6 +1,8 @@
 import json
 
 from tunebench.config import eval_sets, method_settings
+from tunebench.fingerprint import code_fingerprint
+from tunebench.methods import ADAPTER_KINDS
 
 R = f"results/{config['study']}"
 MODELS = list(config["models"])
@@ -8,6 +10,8 @@ METHODS = list(config["methods"])
 UPSTREAM = list(config["upstream"])
 DOWNSTREAM = list(config["downstream"])
 SEEDS = list(config["seeds"])
+ADAPTER_METHODS = [m for m in METHODS if config["methods"][m]["kind"] in ADAPTER_KINDS]
+WEIGHT_METHODS = [m for m in METHODS if m not in ADAPTER_METHODS]
 
 
 def canonical(settings):
@@ -38,9 +42,28 @@ def tune_dir(model, method, dataset, seed):
     return f"{R}/tune/{model}/{method}/{dataset}/seed{seed}"
 
 
+ADAPTER_DIR = "adapter"
+WEIGHTS_FILE = "tuned_weights.safetensors"
+
+
+def tuned_path(model, method, dataset, seed):
+    """A run's tuned tensors: its adapter directory, or the file of the weights it changed."""
+    return f"{tune_dir(model, method, dataset, seed)}/{ADAPTER_DIR if method in ADAPTER_METHODS else WEIGHTS_FILE}"
+
+
+def run_json(model, method, dataset, seed):
+    """What a tuning run did; written last, so it marks a finished run."""
+    return f"{tune_dir(model, method, dataset, seed)}/run.json"
+
+
 def run_prefix(model, method, dataset, seed):
-    """Where a run's predictions and scores go; the zero-shot base is the run zeroshot/all."""
+    """Where a run's predictions and scores go; zero-shot runs are zeroshot/<eval set>, one per set,
+    so adding a dataset evaluates the base model on that set alone."""
     return f"{model}/{method}/{dataset}/seed{seed}"
+
+
+def zeroshot_scores(model, seed, datasets):
+    return [f"{R}/scores/{model}/zeroshot/{name}/seed{seed}.json" for name in datasets]
 
 
 def cell_path(model, method, dataset):
