@@ -11,10 +11,14 @@ def tiny_records():
     return {task: world.generate(task, 6, seed=0, split="train") for task in world.TASKS}
 
 
-@pytest.fixture
-def tiny_model(tiny_records):
+def build_tiny(tiny_records):
     """A randomly initialised tiny LLaVA-OneVision and its processor, built from config offline."""
     records = [r for rs in tiny_records.values() for r in rs]
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
     tokenizer = modeling.train_tokenizer(texts, list(world.COLOURS) + list(world.SHAPES), TINY_ARCH["vocab_size"])
     return modeling.build_embedded(tokenizer, TINY_ARCH, seed=0)
+
+
+@pytest.fixture
+def tiny_model(tiny_records):
+    return build_tiny(tiny_records)

@@ -248,11 +248,15 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
     checkpoint once the run's outputs are written. Under `accelerate launch` each of N processes
     takes 1/N of every global batch and gradients are averaged, so the global batch stays the same.
     """
-    accelerator = Accelerator()
+    # cpu=True without CUDA: accelerate only takes processes started by `accelerate launch` as
+    # data-parallel (gloo) on CPU when told so; on one process it changes nothing.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, batches.total_steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # The scheduler stays unprepared: accelerate would step it once per process per step, as if each
+    # process saw a whole batch; here the processes share one global batch, so one step is one step.
+    model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     resumed = None
     if checkpoint is not None and Path(checkpoint).exists():
