@@ -13,6 +13,7 @@ def tiny_records():
 
 
 def build_tiny_model(tiny_records):
+    """A randomly initialised tiny LLaVA-OneVision and its processor, built from config offline."""
     records = [r for rs in tiny_records.values() for r in rs]
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
     tokenizer = modeling.train_tokenizer(texts, list(world.COLOURS) + list(world.SHAPES), TINY_ARCH["vocab_size"])

@@ -8,14 +8,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from workflow_helpers import ROOT, SMALL, planned_jobs, snakemake
+from workflow_helpers import ROOT, SMALL, copy_of_repo, planned_jobs, snakemake
 
 
 def test_the_table_holds_every_cell(study):
     _, results = study
     table = pl.read_csv(results / "tables" / "tiny.csv")
     rows = {(r["method"], r["dataset"]) for r in table.to_dicts()}
-    assert rows == {("lora", "big_count"), ("last", "big_count"), ("lora", "mean"), ("last", "mean")}
+    assert rows == {(m, d) for m in ("lora", "last", "boom") for d in ("big_count", "mean")}
     markdown = (results / "tables" / "tiny.md").read_text()
     assert "E = A_down(tuned) - A_down(zero-shot)" in markdown and "| lora |" in markdown
     assert "\\toprule" in (results / "tables" / "tiny.tex").read_text()
@@ -68,9 +68,10 @@ def test_a_finished_study_has_nothing_to_do(study):
 def test_the_paper_grid_plans_without_weights_or_data(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfile=ROOT / "config" / "paper.yaml"))
     counts = {rule: sum(r == rule for r, _ in jobs) for rule, _ in jobs}
-    # 2 models x 5 methods x 6 downstream sets x 1 seed; 6 train + 12 test splits; no pretraining
-    assert counts == {"prepare": 18, "predict_zeroshot": 2, "tune": 60, "predict_tuned": 60, "score": 62,
-                      "cell": 60, "figures": 2, "tables": 2, "all": 1}
+    # 2 models x 5 methods (2 adapter, 3 weight) x 6 downstream sets x 1 seed; 6 train + 12 test splits;
+    # zero-shot per model and eval set; no pretraining
+    assert counts == {"prepare": 18, "predict_zeroshot": 24, "tune": 24, "tune_weights": 36, "predict_tuned": 60,
+                      "score": 84, "cell": 60, "figures": 2, "tables": 2, "all": 1}
     assert {w["model"] for r, w in jobs if r == "tune"} == {"llava_ov_7b", "vila_3b"}
     assert not any(r == "prepare" and w["split"] == "train" and w["name"] in ("mme", "gqa") for r, w in jobs)
 
@@ -83,9 +84,9 @@ def test_changing_one_methods_lr_reruns_only_that_method(study, tmp_path):
     changed.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(workdir, "-n", configfile=changed))
     rules = sorted(rule for rule, _ in jobs)
-    assert rules == ["all", "cell", "figures", "predict_tuned", "score", "tables", "tune"]
+    assert rules == ["all", "cell", "figures", "predict_tuned", "score", "tables", "tune_weights"]
     for rule, wildcards in jobs:
-        if rule in {"tune", "predict_tuned", "cell"}:
+        if rule in {"tune_weights", "predict_tuned", "cell"}:
             assert wildcards["method"] == "last"
         if rule == "score":
             assert wildcards["run"] == "last"
@@ -101,3 +102,72 @@ def test_one_cell_is_rebuilt_by_asking_for_its_file(study):
                                                                        "dataset": "big_count"})]
     snakemake(workdir, target)
     assert json.loads(cell.read_text())["mean"] == before["mean"]
+
+
+def test_a_diverged_cell_is_missing_with_its_step_and_the_others_are_fine(study):
+    _, results = study
+    run = json.loads((results / "tune" / "tiny" / "boom" / "big_count" / "seed0" / "run.json").read_text())
+    assert run["diverged"]["step"] >= 1 and "loss became" in run["diverged"]["reason"]
+    cell = json.loads((results / "cells" / "tiny" / "boom" / "big_count.json").read_text())
+    assert cell["mean"] is None and f"diverged at step {run['diverged']['step']}" in cell["missing_reason"]
+    table = pl.read_csv(results / "tables" / "tiny.csv")
+    boom = table.filter(pl.col("method") == "boom")
+    assert boom["E_mean"].is_null().all()
+    assert table.filter(pl.col("method") != "boom")["E_mean"].is_not_null().all()
+    assert f"boom / big_count: all seeds diverged; seed 0: diverged at step {run['diverged']['step']}" in \
+        (results / "tables" / "tiny.md").read_text()
+
+
+def test_without_keep_tuned_weights_weights_go_and_adapters_and_checkpoints_are_handled(study):
+    _, results = study
+    runs = results / "tune" / "tiny"
+    assert not (runs / "last" / "big_count" / "seed0" / "tuned_weights.safetensors").exists()
+    assert (runs / "lora" / "big_count" / "seed0" / "adapter" / "adapter_model.safetensors").exists()
+    # small.yaml checkpoints every 2 of 4 steps; a finished run leaves no checkpoint behind.
+    assert not list(results.rglob("*.checkpoint.pt"))
+
+
+def _rules(jobs):
+    return sorted({rule for rule, _ in jobs})
+
+
+def test_a_metric_code_change_rescores_without_tuning_or_generating(study, tmp_path):
+    workdir, _ = study
+    repo = copy_of_repo(tmp_path / "repo")
+    assert planned_jobs(snakemake(workdir, "-n", root=repo)) == []  # an unchanged copy changes nothing
+    metrics = repo / "tunebench" / "metrics.py"
+    metrics.write_text(metrics.read_text() + "\n# a changed metric\n")
+    assert _rules(planned_jobs(snakemake(workdir, "-n", root=repo))) == ["all", "cell", "score", "tables"]
+
+
+def test_a_tuning_code_change_reruns_tuning_and_what_follows_only(study, tmp_path):
+    workdir, _ = study
+    repo = copy_of_repo(tmp_path / "repo")
+    methods = repo / "tunebench" / "methods.py"
+    methods.write_text(methods.read_text() + "\n# a changed method\n")
+    jobs = planned_jobs(snakemake(workdir, "-n", root=repo))
+    assert _rules(jobs) == ["all", "cell", "predict_tuned", "score", "tables", "tune", "tune_weights"]
+    assert all(w["run"] != "zeroshot" for rule, w in jobs if rule == "score")
+    assert len([1 for rule, _ in jobs if rule.startswith("tune")]) == 3  # every tuning run, nothing before
+
+
+def test_adding_a_method_and_a_dataset_runs_only_the_new_cells(study, tmp_path):
+    workdir, _ = study
+    config = yaml.safe_load(SMALL.read_text())
+    config["methods"]["top"] = {"kind": "top", "k": 1, "lr": 1.0e-3}
+    config["datasets"]["big_colour"] = {"source": "synthetic", "task": "big_colour", "metric": "exact_match",
+                                        "train_images": 40, "test_images": 12}
+    config["downstream"].append("big_colour")
+    grown = tmp_path / "grown.yaml"
+    grown.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(workdir, "-n", configfile=grown))
+    new = lambda w: w.get("method", w.get("run")) == "top" or "big_colour" in (w.get("dataset"), w.get("train"))
+    for rule, w in jobs:
+        if rule in {"tune", "tune_weights", "predict_tuned", "cell", "score"}:
+            assert new(w), (rule, w)
+        if rule in {"prepare", "predict_zeroshot"}:
+            assert w["name"] == "big_colour", (rule, w)
+    assert _rules(jobs) == ["all", "cell", "predict_tuned", "predict_zeroshot", "prepare", "score", "tables",
+                            "tune", "tune_weights"]
+    # top on both downstream sets, the three old methods on big_colour; no old cell again
+    assert len([1 for rule, _ in jobs if rule == "cell"]) == 5

@@ -1,6 +1,8 @@
 """Running the real workflow from tests, and reading what `snakemake -n` plans."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL = ROOT / "tests" / "config" / "small.yaml"
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = SMALL, check: bool = True) -> str:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+def snakemake(workdir: Path, *args: str, configfile: Path = SMALL, root: Path = ROOT, check: bool = True) -> str:
+    """Run the workflow of the repository at `root` (its Snakefile and its tunebench package)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(configfile), "--cores", "2", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    # cwd: `python -m` puts the current directory first on sys.path, ahead of PYTHONPATH.
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": str(root)})
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-5000:]}\n{done.stderr[-5000:]}")
     return done.stdout + done.stderr
@@ -29,3 +33,11 @@ def planned_jobs(dry_run_output: str) -> list[tuple[str, dict]]:
         wildcards = dict(kv.split("=", 1) for kv in found.group(1).split(", ")) if found else {}
         jobs.append((head.group(1), wildcards))
     return jobs
+
+
+def copy_of_repo(dest: Path) -> Path:
+    """The workflow and package copied to `dest`, for tests that change code without touching the real files."""
+    for part in ("workflow", "tunebench", "config"):
+        shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
+    return dest

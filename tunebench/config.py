@@ -41,6 +41,8 @@ def validate(config: dict) -> dict:
     config.setdefault("data_seed", 0)
     config.setdefault("layer_methods_train_projector", False)
     config.setdefault("aggregation", {}).setdefault("o", "sum")
+    config.setdefault("checkpoint_every", 50)
+    config.setdefault("keep_tuned_weights", True)
     problems = []
 
     def known(value, registry, key, what):
@@ -143,8 +145,8 @@ def scale(config: dict, dataset: str) -> float:
 
 
 def eval_sets(config: dict, method: str, dataset: str) -> list[str]:
-    """What a run is evaluated on: the zero-shot base on every set, a tuned model on its own
-    downstream set and every upstream set."""
+    """What a run is evaluated on: a zero-shot run (the base model) on the one set it is named
+    after, a tuned model on its own downstream set and every upstream set."""
     if method == "zeroshot":
-        return list(config["downstream"]) + list(config["upstream"])
+        return [dataset]
     return [dataset] + list(config["upstream"])

@@ -90,6 +90,8 @@ METHODS: dict[str, Callable] = {
     "last": _selective("last"),
     "projector": _selective("projector"),
 }
+# Kinds whose result is a small adapter (kept always); the others change base weights.
+ADAPTER_KINDS = {"lora", "dora"}
 
 
 def apply(model, fam: Family, cfg: dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 from pathlib import Path
 
 import torch
@@ -12,10 +13,8 @@ from safetensors.torch import load_file, save_file
 
 from . import datasets, methods, modeling, models, prediction, progress, training, world
 from .config import method_settings
-from .files import write_json, write_jsonl
+from .files import atomic_write, read_json, write_json, write_jsonl, write_text
 from .provenance import environment
-
-TUNED_WEIGHTS = "tuned_weights.safetensors"
 
 
 def _records(paths: dict[str, Path]) -> dict[str, list[dict]]:
@@ -41,12 +40,15 @@ def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Pa
     phases.append(training.Phase(rest, {d: 1.0 for d in train}))
     batches = training.Batches(pools, phases, settings["batch_size"], seed)
     out_dir = Path(out_dir)
+    checkpoint = training.checkpoint_path(out_dir)
     stats = training.train(model, data, batches, tokenizer.pad_token_id, settings["lr"], settings.get("warmup", 0),
-                           out_dir / "train_log.jsonl", desc=f"pretrain {model_name} seed {seed}")
+                           out_dir / "train_log.jsonl", desc=f"pretrain {model_name} seed {seed}",
+                           checkpoint=checkpoint, checkpoint_every=config["checkpoint_every"])
     modeling.save(model, processor, out_dir)
     write_json({"model": model_name, "seed": seed, "settings": settings, "architecture": arch,
                 "total_params": sum(p.numel() for p in model.parameters()), **stats,
                 "environment": environment()}, out_dir / "run.json")
+    checkpoint.unlink(missing_ok=True)
     progress.done(f"pretrain {model_name} seed {seed}",
                   f"{stats['steps']} steps, final loss {stats['final_loss']:.3f}, peak {stats['peak_memory_mb']:.0f} MB")
 
@@ -54,7 +56,11 @@ def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Pa
 # ---- tuning ---------------------------------------------------------------------------------
 
 def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, base_dir: Path,
-         train_path: Path, replay_paths: dict[str, Path], out_dir: Path) -> None:
+         train_path: Path, replay_paths: dict[str, Path], tuned_path: Path, run_path: Path) -> None:
+    """One tuning run. Writes the tuned tensors to `tuned_path` (an adapter directory, or the
+    selected weights as one safetensors file), then `run_path` (run.json), last: its presence
+    means the run finished. A diverged run writes no tensors: an empty placeholder stands at
+    `tuned_path` and run.json says at which step the loss stopped being finite."""
     settings = method_settings(config, method, model_name)
     fam = models.family(config["models"][model_name]["family"])
     training.seed_everything(seed)
@@ -74,65 +80,86 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
         parts["replay"] = training.encode(replay, processor, True)
     data, pools = training.concat(parts)
     batches = training.Batches(pools, [training.Phase(settings["steps"], mix)], settings["batch_size"], seed)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(run_path).parent
+    checkpoint = training.checkpoint_path(run_dir)
     counts = methods.parameter_counts(model)
     diverged = None
     try:
         stats = training.train(model, data, batches, processor.tokenizer.pad_token_id, settings["lr"],
-                               settings.get("warmup", 0), out_dir / "train_log.jsonl",
+                               settings.get("warmup", 0), run_dir / "train_log.jsonl",
                                max_grad_norm=settings.get("max_grad_norm", 1.0),
                                weight_decay=settings.get("weight_decay", 0.0),
-                               desc=f"tune {model_name}/{method}/{dataset} seed {seed}")
+                               desc=f"tune {model_name}/{method}/{dataset} seed {seed}",
+                               checkpoint=checkpoint, checkpoint_every=config["checkpoint_every"])
     except training.Diverged as err:
         diverged = {"step": err.step, "reason": str(err)}
+        print(f"tune {model_name}/{method}/{dataset} seed {seed}: DIVERGED at step {err.step} ({err}); "
+              "its cell is reported as missing")
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}
     # The trainable set is checked again after training: nothing may have been unfrozen on the way.
     methods.check_trainable(model, expected, settings["kind"])
-    save_tuned(model, expected, out_dir)
-    write_json({"model": model_name, "method": method, "dataset": dataset, "seed": seed, "settings": settings,
-                "trainable_params": counts["trainable_params"], "total_params": counts["total_params"],
-                "trainable": counts["trainable"], "diverged": diverged, **stats,
-                "environment": environment()}, out_dir / "run.json")
+    if training.is_main_process():
+        save_tuned(model, expected, Path(tuned_path), placeholder=diverged is not None)
+        write_json({"model": model_name, "method": method, "dataset": dataset, "seed": seed, "settings": settings,
+                    "trainable_params": counts["trainable_params"], "total_params": counts["total_params"],
+                    "trainable": counts["trainable"], "diverged": diverged, **stats,
+                    "environment": environment()}, run_path)
+        checkpoint.unlink(missing_ok=True)
     result = (f"DIVERGED at step {diverged['step']}" if diverged else
               f"{stats['steps']} steps, final loss {stats['final_loss']:.3f}, peak {stats['peak_memory_mb']:.0f} MB")
     progress.done(f"tune {model_name}/{method}/{dataset} seed {seed}",
                   f"{counts['trainable_params']:,} trainable parameters, {result}")
 
 
-def save_tuned(model, trained: set[str], out_dir: Path) -> None:
-    """Adapters in peft's format; selective methods as the tensors they changed (the base is kept once)."""
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+def save_tuned(model, trained: set[str], path: Path, placeholder: bool = False) -> None:
+    """Adapters in peft's format (a directory); selective methods as the tensors they changed (one
+    file; the base is kept once). Both appear under their final name only when complete.
+    `placeholder` writes an empty one instead (a diverged run has no tensors worth keeping)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "peft_config"):  # a peft-wrapped model saves its adapter alone
-        model.save_pretrained(out_dir)
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        if not placeholder:
+            model.save_pretrained(tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    elif placeholder:
+        write_text("", path)
     else:
         state = model.state_dict()
-        save_file({n: state[n].contiguous() for n in sorted(trained)}, str(Path(out_dir) / TUNED_WEIGHTS))
+        atomic_write(path, lambda tmp: save_file({n: state[n].contiguous() for n in sorted(trained)}, str(tmp)))
 
 
-def load_tuned(base_dir: Path, tune_dir: Path | None):
+def load_tuned(base_dir: Path, tuned: Path | None):
     model, processor = modeling.load(base_dir)
-    if tune_dir is None:
+    if tuned is None:
         return model, processor
-    tune_dir = Path(tune_dir)
-    if (tune_dir / "adapter_config.json").exists():
+    tuned = Path(tuned)
+    if tuned.is_dir():
         from peft import PeftModel
 
         # Merged, so generation runs at the base model's speed.
-        return PeftModel.from_pretrained(model, tune_dir).merge_and_unload(), processor
-    tuned = load_file(str(tune_dir / TUNED_WEIGHTS))
-    missing = set(tuned) - set(model.state_dict())
+        return PeftModel.from_pretrained(model, tuned).merge_and_unload(), processor
+    weights = load_file(str(tuned))
+    missing = set(weights) - set(model.state_dict())
     if missing:
-        raise KeyError(f"{tune_dir / TUNED_WEIGHTS}: tensors not in the base model: {sorted(missing)[:5]}")
-    model.load_state_dict(tuned, strict=False)
+        raise KeyError(f"{tuned}: tensors not in the base model: {sorted(missing)[:5]}")
+    model.load_state_dict(weights, strict=False)
     return model, processor
 
 
 # ---- prediction -----------------------------------------------------------------------------
 
-def predict(config: dict, model_name: str, base_dir: Path, tune_dir: Path | None,
+def predict(config: dict, model_name: str, base_dir: Path, tuned: Path | None, run_path: Path | None,
             test_paths: dict[str, Path], outputs: dict[str, Path]) -> None:
-    model, processor = load_tuned(base_dir, tune_dir)
+    """Greedy answers of the base model (`tuned` None) or a tuned one. A diverged run gets empty
+    predictions files: there is no model to ask, and scoring reports it from run.json."""
+    if run_path is not None and read_json(run_path)["diverged"]:
+        for path in outputs.values():
+            write_jsonl([], path)
+        return
+    model, processor = load_tuned(base_dir, tuned)
     batch_size = config["models"][model_name].get("predict_batch_size", 64)
     samples = 0
     for name, path in test_paths.items():
@@ -140,7 +167,7 @@ def predict(config: dict, model_name: str, base_dir: Path, tune_dir: Path | None
                                   config["datasets"][name].get("max_new_tokens"), desc=f"predict {name}")
         write_jsonl(rows, outputs[name])
         samples += len(rows)
-    run = "/".join(Path(tune_dir).parts[-4:]) if tune_dir else f"{model_name}/zero-shot/{Path(base_dir).name}"
+    run = "/".join(Path(run_path).parent.parts[-4:]) if run_path else f"{model_name}/zero-shot/{Path(base_dir).name}"
     progress.done(f"predict {run}", f"{samples} answers on {len(test_paths)} test sets ({', '.join(test_paths)})")
 
 

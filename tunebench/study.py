@@ -39,11 +39,19 @@ def score_predictions(config: dict, dataset: str, predictions_path: Path, test_p
     return {"metric": metric, "primary": primary, "scale": scale(config, dataset), "scores": scores}
 
 
-def score_run(config: dict, predictions: dict[str, Path], tests: dict[str, Path], out: Path) -> None:
+def score_run(config: dict, predictions: dict[str, Path], tests: dict[str, Path], out: Path,
+              run_path: Path | None = None) -> None:
+    """Scores of one run on each of its eval sets; a diverged tuning run (per its run.json) has
+    none, and its scores file says so."""
+    run = read_json(run_path) if run_path else {}
+    job = f"score {'/'.join(Path(out).parts[-4:-1])} {Path(out).stem}"
+    if run.get("diverged"):
+        write_json({"diverged": run["diverged"]}, out)
+        progress.done(job, f"none: the run diverged at step {run['diverged']['step']}")
+        return
     scores = {name: score_predictions(config, name, predictions[name], tests[name]) for name in predictions}
     write_json(scores, out)
-    progress.done(f"score {'/'.join(Path(out).parts[-4:-1])} {Path(out).stem}",
-                  ", ".join(f"{name} {s['scores'][s['primary']]:.1f}" for name, s in scores.items()))
+    progress.done(job, ", ".join(f"{name} {s['scores'][s['primary']]:.1f}" for name, s in scores.items()))
 
 
 # ---- aggregation ----------------------------------------------------------------------------
@@ -65,11 +73,15 @@ def _cell_provenance(config: dict, model_name: str, method: str, dataset: str, r
     }
 
 
-def cell(config: dict, model_name: str, method: str, dataset: str, base_scores: dict[int, Path],
+def cell(config: dict, model_name: str, method: str, dataset: str, base_scores: dict[int, list[Path]],
          tuned_scores: dict[int, Path], runs: dict[int, Path], base_dirs: dict[int, Path], data_paths: list[Path],
          out: Path) -> None:
+    """`base_scores`: per seed, the zero-shot scores files of the cell's eval sets (one per set)."""
+    def merged(paths: list[Path]) -> dict:
+        return {name: entry for path in paths for name, entry in read_json(path).items()}
+
     run_records = {seed: read_json(runs[seed]) for seed in config["seeds"]}
-    per_seed = {seed: (read_json(base_scores[seed]), read_json(tuned_scores[seed]), run_records[seed])
+    per_seed = {seed: (merged(base_scores[seed]), read_json(tuned_scores[seed]), run_records[seed])
                 for seed in config["seeds"]}
     result = aggregation.build_cell(model_name, method, dataset, list(config["upstream"]), per_seed,
                                     o_formula=config["aggregation"]["o"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import random
 import resource
 import time
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from PIL import Image
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from .files import atomic_write
 from .modeling import END_OF_TURN, prompt_text
 
 ENCODE_CHUNK = 256
@@ -177,47 +179,136 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def is_main_process() -> bool:
+    """The process that writes a run's outputs (the only one without `accelerate launch`)."""
+    return PartialState().is_main_process
+
+
+def checkpoint_path(out_dir: Path) -> Path:
+    """Beside the run's output, not in it: Snakemake deletes a job's outputs before rerunning it."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f"{out_dir.name}.checkpoint.pt"
+
+
+def _rng_states() -> dict:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _save_checkpoint(path: Path, accelerator, model, optimizer, scheduler, step: int, log_rows: list, losses: list):
+    """Trainable tensors (not the frozen base), optimizer, scheduler, RNG states and the step reached,
+    written under a temporary name then renamed, so a kill mid-save leaves the previous checkpoint."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        state = {
+            "step": step,
+            "trainable": {n: p.detach().cpu() for n, p in unwrapped.named_parameters() if p.requires_grad},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_states(),
+            "log": log_rows,
+            "losses": losses,
+        }
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+    accelerator.wait_for_everyone()
+
+
+def _load_checkpoint(path: Path, accelerator, model, optimizer, scheduler) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    unwrapped = accelerator.unwrap_model(model)
+    trainable = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
+    if set(state["trainable"]) != trainable:
+        raise ValueError(f"{path}: checkpoint holds other trainable tensors than this run; delete it to start over")
+    unwrapped.load_state_dict(state["trainable"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_states(state["rng"])
+    return state
+
+
 def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup: int,
-          log_path: Path, max_grad_norm: float = 1.0, weight_decay: float = 0.0, desc: str = "train") -> dict:
-    """Optimise the model's trainable parameters; returns what the run really did."""
-    accelerator = Accelerator()
+          log_path: Path, max_grad_norm: float = 1.0, weight_decay: float = 0.0, desc: str = "train",
+          checkpoint: Path | None = None, checkpoint_every: int = 0) -> dict:
+    """Optimise the model's trainable parameters; returns what the run really did.
+
+    With `checkpoint` and `checkpoint_every`, the state is saved every that many steps and a rerun
+    resumes from it: the batch sequence is redrawn from its seed and the steps already done are
+    skipped, so an interrupted run ends where an uninterrupted one does. The caller removes the
+    checkpoint once the run's outputs are written. Under `accelerate launch` each of N processes
+    takes 1/N of every global batch and gradients are averaged, so the global batch stays the same.
+    """
+    # cpu=True without CUDA: accelerate only takes processes started by `accelerate launch` as
+    # data-parallel (gloo) on CPU when told so; on one process it changes nothing.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, batches.total_steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # The scheduler stays unprepared: accelerate would step it once per process per step, as if each
+    # process saw a whole batch; here the processes share one global batch, so one step is one step.
+    model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
+    resumed = None
+    if checkpoint is not None and Path(checkpoint).exists():
+        resumed = _load_checkpoint(checkpoint, accelerator, model, optimizer, scheduler)
+    done = resumed["step"] if resumed else 0
+    log_rows, losses = (resumed["log"], resumed["losses"]) if resumed else ([], [])
+    attempt = log_rows[-1]["attempt"] + 1 if log_rows else 0
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    losses = []
-    with open(log_path, "w") as log, tqdm(total=batches.total_steps, desc=desc, mininterval=5) as bar:
+    # One process writes the log; the others write nowhere.
+    with open(log_path if accelerator.is_main_process else os.devnull, "w") as log, \
+            tqdm(total=batches.total_steps, initial=done, desc=desc, mininterval=5,
+                 disable=not accelerator.is_main_process) as bar:
+        log.writelines(json.dumps(row) + "\n" for row in log_rows)  # the steps done before resuming
         for step, indices in enumerate(batches, start=1):
+            if step <= done:
+                continue  # drawn to move the batch sequence on, trained before the checkpoint
             t0 = time.perf_counter()
             # Each process takes its share of the global batch.
             mine = indices[accelerator.process_index::accelerator.num_processes]
             batch = {k: v.to(accelerator.device) for k, v in collate(data, mine, pad_id).items()}
             labels = batch.pop("labels")
             loss = per_sample_loss(model(**batch).logits, labels)
-            if not torch.isfinite(loss):
-                raise Diverged(step, loss.item())
+            # The mean over processes: every process sees the same value, so all stop together.
+            global_loss = accelerator.reduce(loss.detach(), "mean").item()
+            if not math.isfinite(global_loss):
+                raise Diverged(step, global_loss)
             accelerator.backward(loss)
             if max_grad_norm:
                 accelerator.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            losses.append(global_loss)
             rate = len(indices) / (time.perf_counter() - t0)
-            log.write(json.dumps({"step": step, "loss": round(losses[-1], 5),
-                                  "lr": scheduler.get_last_lr()[0], "samples_per_s": round(rate, 1)}) + "\n")
+            log_rows.append({"step": step, "loss": round(global_loss, 5), "lr": scheduler.get_last_lr()[0],
+                             "samples_per_s": round(rate, 1), "attempt": attempt})
+            log.write(json.dumps(log_rows[-1]) + "\n")
+            log.flush()
             bar.update(1)
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < batches.total_steps:
+                _save_checkpoint(checkpoint, accelerator, model, optimizer, scheduler, step, log_rows, losses)
     seconds = time.perf_counter() - start
+    trained = batches.total_steps - done
     return {
         "steps": batches.total_steps,
+        "resumed_from_step": done or None,
         "train_seconds": round(seconds, 2),
-        "samples_per_s": round(batches.total_steps * batches.batch_size / seconds, 1),
+        "samples_per_s": round(trained * batches.batch_size / seconds, 1) if trained else None,
         "final_loss": float(np.mean(losses[-20:])),
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "device": str(accelerator.device),

@@ -6,9 +6,9 @@ def cell_data(w):
 rule cell:
     """One table cell: a method on a downstream set, every seed, with E, F, O and their spread."""
     input:
-        base_scores=expand(f"{R}/scores/{{{{model}}}}/zeroshot/all/seed{{seed}}.json", seed=SEEDS),
+        base_scores=lambda w: [p for seed in SEEDS for p in zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)],
         tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
-        tuned=expand(tune_dir("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
+        runs=expand(run_json("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
         base=lambda w: [path for seed in SEEDS for path in [base_input(w.model, seed)] if path],
         data=cell_data,
     output:
@@ -20,6 +20,7 @@ rule cell:
         seeds=SEEDS,
         base=lambda w: [base_location(w.model, seed) for seed in SEEDS],
         aggregation=canonical(config["aggregation"]),
+        code=code_fingerprint("aggregate"),
     script:
         "../scripts/cell.py"
 
@@ -48,5 +49,6 @@ rule tables:
     params:
         seeds=SEEDS,
         upstream=UPSTREAM,
+        code=code_fingerprint("aggregate"),
     script:
         "../scripts/tables.py"

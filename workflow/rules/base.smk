@@ -9,6 +9,7 @@ rule pretrain:
     params:
         spec=lambda w: canonical({k: config["models"][w.model][k] for k in ("architecture", "pretrain")}),
         upstream=UPSTREAM,
+        code=code_fingerprint("pretrain"),
     threads: 1
     script:
         "../scripts/pretrain.py"

@@ -3,6 +3,8 @@ from functools import partial
 
 from tunebench import paths
 from tunebench.config import eval_sets, method_settings
+from tunebench.fingerprint import code_fingerprint
+from tunebench.methods import ADAPTER_KINDS
 
 R = paths.results_dir(config)
 MODELS = list(config["models"])
@@ -10,6 +12,8 @@ METHODS = list(config["methods"])
 UPSTREAM = list(config["upstream"])
 DOWNSTREAM = list(config["downstream"])
 SEEDS = list(config["seeds"])
+ADAPTER_METHODS = [m for m in METHODS if config["methods"][m]["kind"] in ADAPTER_KINDS]
+WEIGHT_METHODS = [m for m in METHODS if m not in ADAPTER_METHODS]
 
 
 def canonical(settings):
@@ -46,6 +50,25 @@ def base_location(model, seed):
     """Where a job loads the base model from: the pretrained embedded dir, or a hub id / local dir."""
     spec = config["models"][model]
     return base_dir(model, seed) if spec["source"] == "embedded" else spec["path"]
+
+
+ADAPTER_DIR = "adapter"
+WEIGHTS_FILE = "tuned_weights.safetensors"
+
+
+def tuned_path(model, method, dataset, seed):
+    """A run's tuned tensors: its adapter directory, or the file of the weights it changed."""
+    return f"{tune_dir(model, method, dataset, seed)}/{ADAPTER_DIR if method in ADAPTER_METHODS else WEIGHTS_FILE}"
+
+
+def run_json(model, method, dataset, seed):
+    """What a tuning run did; written last, so it marks a finished run."""
+    return f"{tune_dir(model, method, dataset, seed)}/run.json"
+
+
+def zeroshot_scores(model, seed, datasets):
+    """Zero-shot runs are zeroshot/<eval set>, one per set: adding a dataset evaluates the base model on that set alone."""
+    return [f"{R}/scores/{model}/zeroshot/{name}/seed{seed}.json" for name in datasets]
 
 
 def all_outputs():

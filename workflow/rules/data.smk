@@ -11,5 +11,6 @@ rule prepare:
     params:
         entry=lambda w: canonical(config["datasets"][w.name]),
         data_seed=config["data_seed"],
+        code=code_fingerprint("prepare"),
     script:
         "../scripts/prepare.py"

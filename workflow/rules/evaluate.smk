@@ -1,15 +1,19 @@
 rule predict_zeroshot:
-    """The base model's greedy answers on every downstream and upstream test set."""
+    """The base model's greedy answers on one test set (one job per set: adding a dataset
+    evaluates the base model on that set alone)."""
     input:
         base=lambda w: base_input(w.model, w.seed),
-        tests=[data(name, "test") for name in DOWNSTREAM + UPSTREAM],
+        tests=[data("{name}", "test")],
     output:
-        [f"{R}/predictions/{{model}}/zeroshot/all/seed{{seed}}/{name}.jsonl" for name in DOWNSTREAM + UPSTREAM],
+        f"{R}/predictions/{{model}}/zeroshot/{{name}}/seed{{seed}}/{{name}}.jsonl",
+    wildcard_constraints:
+        name=one_of(DOWNSTREAM + UPSTREAM),
     benchmark:
-        f"{R}/benchmarks/predict/{{model}}.zeroshot.seed{{seed}}.tsv"
+        f"{R}/benchmarks/predict/{{model}}.zeroshot.{{name}}.seed{{seed}}.tsv"
     params:
         base=lambda w: base_location(w.model, w.seed),
-        eval_sets=DOWNSTREAM + UPSTREAM,
+        eval_sets=lambda w: [w.name],
+        code=code_fingerprint("predict"),
     threads: 1
     script:
         "../scripts/predict.py"
@@ -19,7 +23,8 @@ rule predict_tuned:
     """A tuned model's greedy answers on its downstream test set and every upstream test set."""
     input:
         base=lambda w: base_input(w.model, w.seed),
-        tuned=tune_dir("{model}", "{method}", "{dataset}", "{seed}"),
+        tuned=lambda w: tuned_path(w.model, w.method, w.dataset, w.seed),
+        run=run_json("{model}", "{method}", "{dataset}", "{seed}"),
         tests=lambda w: [data(name, "test") for name in [w.dataset] + UPSTREAM],
     output:
         f"{R}/predictions/{{model}}/{{method}}/{{dataset}}/seed{{seed}}/{{dataset}}.jsonl",
@@ -29,6 +34,7 @@ rule predict_tuned:
     params:
         base=lambda w: base_location(w.model, w.seed),
         eval_sets=lambda w: [w.dataset] + UPSTREAM,
+        code=code_fingerprint("predict"),
     threads: 1
     script:
         "../scripts/predict.py"
@@ -42,15 +48,18 @@ rule score:
             for name in eval_sets(config, w.run, w.train)
         ],
         tests=lambda w: [data(name, "test") for name in eval_sets(config, w.run, w.train)],
+        # A tuned run's run.json says whether it diverged (then there is nothing to score).
+        run=lambda w: [] if w.run == "zeroshot" else run_json(w.model, w.run, w.train, w.seed),
     output:
         f"{R}/scores/{{model}}/{{run}}/{{train}}/seed{{seed}}.json",
     wildcard_constraints:
         run=one_of(METHODS + ["zeroshot"]),
-        train=one_of(DOWNSTREAM + ["all"]),
+        train=one_of(DOWNSTREAM + UPSTREAM),
     benchmark:
         f"{R}/benchmarks/score/{{model}}.{{run}}.{{train}}.seed{{seed}}.tsv"
     params:
         eval_sets=lambda w: eval_sets(config, w.run, w.train),
         datasets=lambda w: canonical({name: config["datasets"][name] for name in eval_sets(config, w.run, w.train)}),
+        code=code_fingerprint("score"),
     script:
         "../scripts/score.py"

@@ -6,7 +6,7 @@ rule figures:
     training loss of every cell, and every cell's costs and provenance."""
     input:
         cells=lambda w: [cell_path(w.model, m, d) for m in METHODS for d in DOWNSTREAM],
-        tuned=lambda w: [tune_dir(w.model, m, d, s) for m in METHODS for d in DOWNSTREAM for s in SEEDS],
+        runs=lambda w: [run_json(w.model, m, d, s) for m in METHODS for d in DOWNSTREAM for s in SEEDS],
     output:
         scores=report(FIGURES["scores"], caption="../report/scores.rst", category="Scores",
                       labels={"model": "{model}"}),
@@ -19,5 +19,6 @@ rule figures:
         f"{R}/benchmarks/figures/{{model}}.tsv"
     params:
         seeds=SEEDS,
+        code=code_fingerprint("report"),
     script:
         "../scripts/figures.py"

@@ -1,16 +1,15 @@
-from pathlib import Path
-
 from tunebench import study
 
 seeds = snakemake.params.seeds
+per_seed = len(snakemake.input.base_scores) // len(seeds)  # zero-shot scores: one file per eval set
 study.cell(
     snakemake.config,
     snakemake.wildcards.model,
     snakemake.wildcards.method,
     snakemake.wildcards.dataset,
-    dict(zip(seeds, snakemake.input.base_scores)),
+    {seed: snakemake.input.base_scores[i * per_seed:(i + 1) * per_seed] for i, seed in enumerate(seeds)},
     dict(zip(seeds, snakemake.input.tuned_scores)),
-    {seed: Path(d) / "run.json" for seed, d in zip(seeds, snakemake.input.tuned)},
+    dict(zip(seeds, snakemake.input.runs)),
     dict(zip(seeds, snakemake.params.base)),
     snakemake.input.data,
     snakemake.output[0],

@@ -8,6 +8,7 @@ runs.predict(
     snakemake.wildcards.model,
     snakemake.params.base,
     snakemake.input.get("tuned"),
+    snakemake.input.get("run") or None,
     dict(zip(snakemake.params.eval_sets, snakemake.input.tests)),
     dict(zip(snakemake.params.eval_sets, snakemake.output)),
 )

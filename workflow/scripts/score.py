@@ -6,4 +6,5 @@ study.score_run(
     dict(zip(names, snakemake.input.predictions)),
     dict(zip(names, snakemake.input.tests)),
     snakemake.output[0],
+    run_path=snakemake.input.get("run") or None,
 )

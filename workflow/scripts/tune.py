@@ -1,16 +1,18 @@
-import torch
+from tunebench import tune_job
 
-from tunebench import runs
-
-torch.set_num_threads(snakemake.threads)
-runs.tune(
-    snakemake.config,
-    snakemake.wildcards.model,
-    snakemake.wildcards.method,
-    snakemake.wildcards.dataset,
-    int(snakemake.wildcards.seed),
-    snakemake.params.base,
-    snakemake.input.train,
-    dict(zip(snakemake.params.upstream, snakemake.input.replay)),
-    snakemake.output[0],
+tune_job.run(
+    {
+        "config": snakemake.config,
+        "model_name": snakemake.wildcards.model,
+        "method": snakemake.wildcards.method,
+        "dataset": snakemake.wildcards.dataset,
+        "seed": int(snakemake.wildcards.seed),
+        "base_dir": snakemake.params.base,
+        "train_path": snakemake.input.train,
+        "replay_paths": dict(zip(snakemake.params.upstream, snakemake.input.replay)),
+        "tuned_path": snakemake.output.tuned,
+        "run_path": snakemake.output.run,
+    },
+    processes=int(snakemake.resources.get("gpu", 0)),
+    threads=snakemake.threads,
 )
