@@ -21,11 +21,13 @@ def status(workdir, configfile=SMALL) -> dict[str, tuple[str, str]]:
     return {r[1]: (r[3], r[4] if len(r) > 4 else "") for r in rows}
 
 
-def test_a_finished_study_is_all_done(study):
+def test_a_finished_study_is_done_but_for_its_diverged_cell(study):
     workdir, _ = study
     cells = status(workdir)
-    assert set(cells) == {"lora", "last"}
-    assert all(state == "done" and "E " in detail and "(1/1 seeds)" in detail for state, detail in cells.values())
+    assert set(cells) == {"lora", "last", "boom"}  # boom's lr makes its loss non-finite
+    assert cells["boom"][0] == "failed" and "diverged" in cells["boom"][1]
+    assert all(state == "done" and "E " in detail and "(1/1 seeds)" in detail
+               for method, (state, detail) in cells.items() if method != "boom")
 
 
 @pytest.fixture

@@ -137,7 +137,7 @@ def test_a_metric_code_change_rescores_without_tuning_or_generating(study, tmp_p
     assert planned_jobs(snakemake(workdir, "-n", root=repo)) == []  # an unchanged copy changes nothing
     metrics = repo / "tunebench" / "metrics.py"
     metrics.write_text(metrics.read_text() + "\n# a changed metric\n")
-    assert _rules(planned_jobs(snakemake(workdir, "-n", root=repo))) == ["all", "cell", "score", "tables"]
+    assert _rules(planned_jobs(snakemake(workdir, "-n", root=repo))) == ["all", "cell", "figures", "score", "tables"]
 
 
 def test_a_tuning_code_change_reruns_tuning_and_what_follows_only(study, tmp_path):
@@ -146,7 +146,7 @@ def test_a_tuning_code_change_reruns_tuning_and_what_follows_only(study, tmp_pat
     methods = repo / "tunebench" / "methods.py"
     methods.write_text(methods.read_text() + "\n# a changed method\n")
     jobs = planned_jobs(snakemake(workdir, "-n", root=repo))
-    assert _rules(jobs) == ["all", "cell", "predict_tuned", "score", "tables", "tune", "tune_weights"]
+    assert _rules(jobs) == ["all", "cell", "figures", "predict_tuned", "score", "tables", "tune", "tune_weights"]
     assert all(w["run"] != "zeroshot" for rule, w in jobs if rule == "score")
     assert len([1 for rule, _ in jobs if rule.startswith("tune")]) == 3  # every tuning run, nothing before
 
@@ -167,7 +167,7 @@ def test_adding_a_method_and_a_dataset_runs_only_the_new_cells(study, tmp_path):
             assert new(w), (rule, w)
         if rule in {"prepare", "predict_zeroshot"}:
             assert w["name"] == "big_colour", (rule, w)
-    assert _rules(jobs) == ["all", "cell", "predict_tuned", "predict_zeroshot", "prepare", "score", "tables",
+    assert _rules(jobs) == ["all", "cell", "figures", "predict_tuned", "predict_zeroshot", "prepare", "score", "tables",
                             "tune", "tune_weights"]
     # top on both downstream sets, the three old methods on big_colour; no old cell again
     assert len([1 for rule, _ in jobs if rule == "cell"]) == 5

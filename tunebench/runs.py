@@ -155,9 +155,11 @@ def predict(config: dict, model_name: str, base_dir: Path, tuned: Path | None, r
             test_paths: dict[str, Path], outputs: dict[str, Path]) -> None:
     """Greedy answers of the base model (`tuned` None) or a tuned one. A diverged run gets empty
     predictions files: there is no model to ask, and scoring reports it from run.json."""
+    run = "/".join(Path(run_path).parent.parts[-4:]) if run_path else f"{model_name}/zero-shot/{Path(base_dir).name}"
     if run_path is not None and read_json(run_path)["diverged"]:
         for path in outputs.values():
             write_jsonl([], path)
+        progress.done(f"predict {run}", "no answers: the run diverged")
         return
     model, processor = load_tuned(base_dir, tuned)
     batch_size = config["models"][model_name].get("predict_batch_size", 64)
@@ -167,7 +169,6 @@ def predict(config: dict, model_name: str, base_dir: Path, tuned: Path | None, r
                                   config["datasets"][name].get("max_new_tokens"), desc=f"predict {name}")
         write_jsonl(rows, outputs[name])
         samples += len(rows)
-    run = "/".join(Path(run_path).parent.parts[-4:]) if run_path else f"{model_name}/zero-shot/{Path(base_dir).name}"
     progress.done(f"predict {run}", f"{samples} answers on {len(test_paths)} test sets ({', '.join(test_paths)})")
 
 
