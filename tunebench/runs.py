@@ -66,9 +66,10 @@ def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Pa
 def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, base_dir: Path,
          train_path: Path, replay_paths: dict[str, Path], out_dir: Path) -> None:
     settings = method_settings(config, method)
-    fam = models.family(config["models"][model_name]["family"])
+    spec = config["models"][model_name]
+    fam = models.family(spec["family"])
     training.seed_everything(seed)
-    model, processor = modeling.load(base_dir)
+    model, processor = load_base(spec, base_dir, training=True)
     model, expected = methods.apply(model, fam, settings)
     parts = {dataset: training.encode(datasets.read_split(train_path), processor, True)}
     mix = {dataset: 1.0 - settings.get("replay", 0.0)}
@@ -90,6 +91,8 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
                                settings.get("warmup", 0), out_dir / "train_log.jsonl",
                                max_grad_norm=settings.get("max_grad_norm", 1.0),
                                weight_decay=settings.get("weight_decay", 0.0),
+                               precision=spec.get("precision", "fp32"),
+                               gradient_checkpointing=spec.get("gradient_checkpointing", False),
                                desc=f"tune {model_name}/{method}/{dataset} seed {seed}")
     except training.Diverged as err:
         diverged = {"step": err.step, "reason": str(err)}
@@ -113,8 +116,19 @@ def save_tuned(model, trained: set[str], out_dir: Path) -> None:
         save_file({n: state[n].contiguous() for n in sorted(trained)}, str(Path(out_dir) / TUNED_WEIGHTS))
 
 
-def load_tuned(base_dir: Path, tune_dir: Path | None):
-    model, processor = modeling.load(base_dir)
+def load_base(spec: dict, base_dir: Path, training: bool = False):
+    """A models entry's base model: the embedded one the workflow pretrained into base_dir, or the
+    HF checkpoint (id or local directory) the entry names. Training keeps fp32 weights (and
+    autocasts to `precision`); prediction loads the weights in `precision`."""
+    path = spec["path"] if spec["source"] == "hf" else base_dir
+    dtype = modeling.DTYPES["fp32" if training else spec.get("precision", "fp32")]
+    return modeling.load(path, models.family(spec["family"]), dtype=dtype,
+                         attn_implementation=modeling.attention(spec.get("attn_implementation", "auto")),
+                         trust_remote_code=spec.get("trust_remote_code", False))
+
+
+def load_tuned(spec: dict, base_dir: Path, tune_dir: Path | None):
+    model, processor = load_base(spec, base_dir)
     if tune_dir is None:
         return model, processor
     tune_dir = Path(tune_dir)
@@ -135,8 +149,11 @@ def load_tuned(base_dir: Path, tune_dir: Path | None):
 
 def predict(config: dict, model_name: str, base_dir: Path, tune_dir: Path | None,
             test_paths: dict[str, Path], outputs: dict[str, Path]) -> None:
-    model, processor = load_tuned(base_dir, tune_dir)
-    batch_size = config["models"][model_name].get("predict_batch_size", 64)
+    spec = config["models"][model_name]
+    model, processor = load_tuned(spec, base_dir, tune_dir)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    batch_size = spec.get("predict_batch_size", 64)
     for name, path in test_paths.items():
         start = time.perf_counter()
         rows = prediction.predict(model, processor, datasets.read_split(path), batch_size)

@@ -9,6 +9,20 @@ rule pretrain:
     params:
         spec=lambda w: canonical({k: config["models"][w.model][k] for k in ("architecture", "pretrain")}),
         upstream=UPSTREAM,
+    wildcard_constraints:
+        model=one_of(models_from("embedded")),
     threads: 1
     script:
         "../scripts/pretrain.py"
+
+
+rule hf_base:
+    """A checkpoint's base: a record of the HF id or directory the models entry names (loaded by each job)."""
+    output:
+        directory(base_dir("{model}", "{seed}")),
+    params:
+        spec=lambda w: canonical(config["models"][w.model]),
+    wildcard_constraints:
+        model=one_of(models_from("hf")),
+    script:
+        "../scripts/hf_base.py"

@@ -16,7 +16,11 @@ def canonical(settings):
 
 
 def one_of(names):
-    return "|".join(names)
+    return "|".join(names) or "(?!)"  # no names: match nothing
+
+
+def models_from(source):
+    return [m for m, spec in config["models"].items() if spec["source"] == source]
 
 
 wildcard_constraints:
