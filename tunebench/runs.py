@@ -82,6 +82,8 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
         parts["replay"] = training.encode(replay, processor, True)
     data, pools = training.concat(parts)
     batches = training.Batches(pools, [training.Phase(settings["steps"], mix)], settings["batch_size"], seed)
+    if settings.get("group_by_length", 0) > 1:
+        batches = training.LengthGrouped(batches, [len(ids) for ids in data.input_ids], settings["group_by_length"], seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = methods.parameter_counts(model)

@@ -197,6 +197,25 @@ class Batches:
         return sum(p.steps for p in self.phases)
 
 
+class LengthGrouped:
+    """Batches regrouped by length: every `group` consecutive batches are pooled, sorted by sequence
+    length and split again, so a batch holds similar lengths and pads little; the group's batches
+    are then yielded in seeded random order. Mixing fractions hold per group instead of per batch."""
+
+    def __init__(self, batches: Batches, lengths: list[int], group: int, seed: int):
+        self.batches, self.lengths, self.group = batches, lengths, group
+        self.rng = random.Random(seed)
+        self.total_steps, self.batch_size = batches.total_steps, batches.batch_size
+
+    def __iter__(self):
+        batches = iter(self.batches)
+        while chunk := [b for _, b in zip(range(self.group), batches)]:
+            pooled = sorted((i for b in chunk for i in b), key=lambda i: self.lengths[i])
+            regrouped = [pooled[k:k + self.batch_size] for k in range(0, len(pooled), self.batch_size)]
+            self.rng.shuffle(regrouped)
+            yield from regrouped
+
+
 def concat(parts: dict[str, Encoded]) -> tuple[Encoded, dict[str, range]]:
     pools, offset, merged = {}, 0, Encoded([], [], [], [])
     for name, part in parts.items():
