@@ -145,6 +145,10 @@ def test_hf_models_entries_are_checked():
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "idefics3"])
 def test_bf16_autocast_and_gradient_checkpointing_train(family, checkpoints, records, tmp_path):
+    from accelerate.state import AcceleratorState
+
+    # accelerate fixes the precision once per process (a real run trains once); tests train many times
+    AcceleratorState._reset_state(reset_partial_state=True)
     model, processor = load(family, checkpoints(family))
     model, expected = methods.apply(model, models.family(family), {"kind": "lora", **METHODS["lora"]})
     data = training.encode(records, processor, with_targets=True)
@@ -154,3 +158,4 @@ def test_bf16_autocast_and_gradient_checkpointing_train(family, checkpoints, rec
     assert model.is_gradient_checkpointing and stats["precision"] == "bf16"
     assert torch.isfinite(torch.tensor(stats["final_loss"]))
     assert all(p.dtype == torch.float32 for n, p in model.named_parameters() if n in expected)  # fp32 master weights
+    AcceleratorState._reset_state(reset_partial_state=True)

@@ -70,12 +70,13 @@ def _split_images(batch, keys: list[str], n: int) -> list[dict[str, torch.Tensor
     """One dict of image tensors per record. Most processors stack images on dim 0; Qwen2-VL
     concatenates every image's patches, counted by its (t, h, w) grid."""
     per_record = [{} for _ in range(n)]
+    patches = batch["image_grid_thw"].prod(-1).tolist() if "image_grid_thw" in batch else None
     for key in keys:
         value = batch[key]
-        if value.shape[0] == n:
+        if patches and key != "image_grid_thw" and value.shape[0] == sum(patches):
+            pieces = value.split(patches)
+        elif value.shape[0] == n:
             pieces = value.split(1)
-        elif "image_grid_thw" in batch:
-            pieces = value.split(batch["image_grid_thw"].prod(-1).tolist())
         else:
             raise ValueError(f"processor output {key!r} of shape {tuple(value.shape)} does not split into {n} records")
         for record, piece in zip(per_record, pieces):
