@@ -139,8 +139,11 @@ def test_custom_code_checkpoints_load_only_with_the_opt_in(checkpoints):
 def test_hf_models_entries_are_checked():
     config = study_config.load("config/config.yaml")
     config["models"]["vila3b"] = {"family": "vila", "source": "hf"}
-    with pytest.raises(study_config.ConfigError, match="models.vila3b.path"):
+    config["models"]["qwen"] = {"family": "qwen2_vl", "source": "hf", "path": "Qwen/Qwen2-VL-2B-Instruct",
+                                "trust_remote_code": True}
+    with pytest.raises(study_config.ConfigError, match="models.vila3b.path") as err:
         study_config.validate(config)
+    assert "models.qwen.trust_remote_code" in str(err.value)
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "idefics3"])
