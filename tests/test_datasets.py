@@ -88,7 +88,7 @@ def study_config(name, entry):
     """A validated study config holding `entry` as an upstream set."""
     down = {"source": "synthetic", "task": "big_colour", "metric": "exact_match", "train_images": 1, "test_images": 2}
     return validate({
-        "study": "t", "seeds": [0], "models": {"m": {"family": "llava_onevision", "source": "hub", "path": "x"}},
+        "study": "t", "seeds": [0], "models": {"m": {"family": "llava_onevision", "source": "hf", "path": "x"}},
         "datasets": {name: entry, "down": down}, "upstream": [name], "downstream": ["down"],
         "tuning": {"steps": 1}, "methods": {"last": {"kind": "last", "lr": 1e-3}},
     })

@@ -69,7 +69,8 @@ def test_training_changes_only_the_trainable_set_and_reloads(tiny_model, tiny_re
     training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
                    log_path=tmp_path / "log.jsonl")
     runs.save_tuned(model, expected, tmp_path / "tuned")
-    reloaded, _ = runs.load_tuned(tmp_path / "base", tmp_path / "tuned")
+    spec = {"family": "llava_onevision", "source": "embedded"}
+    reloaded, _ = runs.load_tuned(spec, tmp_path / "base", tmp_path / "tuned")
     after = dict(reloaded.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
     if kind == "last":

@@ -1,4 +1,5 @@
 import json
+import random
 
 import torch
 
@@ -54,3 +55,15 @@ def test_the_loss_is_on_answer_tokens_only(tiny_model, tiny_records):
         supervised = batch["labels"][row][batch["labels"][row] != -100].tolist()
         text = processor.tokenizer.decode(supervised)
         assert text == tiny_records["big_colour"][row]["answers"][0] + modeling.END_OF_TURN
+
+
+def test_length_grouping_keeps_the_samples_and_cuts_padding():
+    lengths = [random.Random(i).randint(5, 200) for i in range(64)]
+    batches = lambda: training.Batches({"d": range(64)}, [training.Phase(8, {"d": 1.0})], 8, seed=0)
+    grouped = training.LengthGrouped(batches(), lengths, group=4, seed=0)
+    plain, regrouped = list(batches()), list(grouped)
+    assert len(regrouped) == grouped.total_steps == 8 and all(len(b) == 8 for b in regrouped)
+    for k in range(0, 8, 4):  # the same samples within each group of 4 batches
+        assert sorted(i for b in plain[k:k + 4] for i in b) == sorted(i for b in regrouped[k:k + 4] for i in b)
+    padding = lambda bs: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
+    assert padding(regrouped) < padding(plain) / 2

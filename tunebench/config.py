@@ -50,6 +50,12 @@ def validate(config: dict) -> dict:
 
     for name, model in config["models"].items():
         known(model["family"], models.FAMILIES, f"models.{name}.family", "model family")
+        if model["source"] == "hf" and "path" not in model:
+            problems.append(f"config key models.{name}.path: required for an hf model (an HF id or a local directory)")
+        fam = models.FAMILIES.get(model["family"])
+        if model.get("trust_remote_code") and fam and not fam.remote_code:
+            problems.append(f"config key models.{name}.trust_remote_code: family {model['family']!r} is native to "
+                            "transformers and runs no checkpoint code; leave it off")
         if model["source"] == "embedded":
             for field in ("architecture", "pretrain"):
                 if field not in model:

@@ -1,31 +1,32 @@
-"""Loading, saving and prompting LLaVA-OneVision models, and building the embedded one: a tiny
-LLaVA-OneVision made from config with a locally trained tokenizer."""
+"""Loading, saving and prompting models of every family (tunebench.models), and building the embedded
+one: a tiny LLaVA-OneVision made from config with a locally trained tokenizer."""
 
 from __future__ import annotations
 
-import json
+import importlib.util
+import inspect
 from pathlib import Path
 
 import torch
+import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
+    CONFIG_MAPPING,
+    AutoModelForImageTextToText,
+    AutoProcessor,
     LlavaOnevisionConfig,
     LlavaOnevisionForConditionalGeneration,
     LlavaOnevisionImageProcessorPil,
     LlavaOnevisionProcessor,
+    PretrainedConfig,
     PreTrainedTokenizerFast,
 )
+
+from .models import FAMILIES, LLAVA_OV_TEMPLATE, Family
 
 IMAGE_TOKEN = "<image>"
 END_OF_TURN = "<|im_end|>"
 SPECIAL_TOKENS = ["<pad>", "<|im_start|>", END_OF_TURN, IMAGE_TOKEN, "<video>"]
-# Qwen2 / LLaVA-OneVision chat layout, so the embedded model is prompted as the real one is.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>\n"
-    "{% else %}{{ part['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 def train_tokenizer(texts: list[str], words: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -47,7 +48,7 @@ def train_tokenizer(texts: list[str], words: list[str], vocab_size: int) -> PreT
         pad_token="<pad>",
         eos_token=END_OF_TURN,
         extra_special_tokens={"image_token": IMAGE_TOKEN, "video_token": "<video>"},
-        chat_template=CHAT_TEMPLATE,
+        chat_template=LLAVA_OV_TEMPLATE,
         padding_side="left",
     )
 
@@ -89,31 +90,19 @@ def embedded_config(tokenizer: PreTrainedTokenizerFast, arch: dict) -> LlavaOnev
     )
 
 
-class ImageOnlyLlavaOnevisionProcessor(LlavaOnevisionProcessor):
-    """LLaVA-OneVision's processor without its video processor, which needs torchvision.
-    transformers derives a processor's parts from its __init__ signature, hence the override."""
-
-    def __init__(self, image_processor=None, tokenizer=None, num_image_tokens=None,
-                 vision_feature_select_strategy=None, chat_template=None, **kwargs):
-        super().__init__(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
-                         num_image_tokens=num_image_tokens,
-                         vision_feature_select_strategy=vision_feature_select_strategy,
-                         chat_template=chat_template, **kwargs)
-
-
-def embedded_processor(tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int) -> LlavaOnevisionProcessor:
+def embedded_processor(tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int):
     """The real LLaVA-OneVision processor with the PIL image processor (torchvision is optional)."""
     image_processor = LlavaOnevisionImageProcessorPil(
         size={"height": image_size, "width": image_size},
         image_grid_pinpoints=[[image_size, image_size]],
         do_convert_rgb=True,
     )
-    return ImageOnlyLlavaOnevisionProcessor(
+    return image_only(LlavaOnevisionProcessor)(
         image_processor=image_processor,
         tokenizer=tokenizer,
         num_image_tokens=(image_size // patch_size) ** 2,
         vision_feature_select_strategy="full",
-        chat_template=CHAT_TEMPLATE,
+        chat_template=LLAVA_OV_TEMPLATE,
     )
 
 
@@ -124,33 +113,100 @@ def build_embedded(tokenizer: PreTrainedTokenizerFast, arch: dict, seed: int):
     return model, processor
 
 
+def image_only(processor_class: type) -> type:
+    """The family's processor without its video processor, which needs torchvision (the study is
+    image-only). transformers derives a processor's parts from its __init__ signature, hence the
+    subclass; processors that take no video processor are returned as they are."""
+    signature = inspect.signature(processor_class.__init__)
+    if "video_processor" not in signature.parameters:
+        return processor_class
+
+    settings = [name for name in signature.parameters if name not in ("self", "video_processor", "kwargs")]
+
+    def __init__(self, *args, **kwargs):
+        processor_class.__init__(self, *args, video_processor=None, **kwargs)
+
+    @classmethod
+    def from_args_and_dict(cls, args, processor_dict, **kwargs):
+        # the saved settings (e.g. num_image_tokens) that the parent's __init__ takes
+        given = {**processor_dict, **kwargs}
+        return cls(*args, **{k: given[k] for k in settings[len(args):] if k in given})
+
+    # what save_pretrained writes: the parent's settings
+    __init__.__signature__ = signature.replace(
+        parameters=[p for name, p in signature.parameters.items() if name != "video_processor"])
+    return type(f"ImageOnly{processor_class.__name__}", (processor_class,),
+                {"__init__": __init__, "from_args_and_dict": from_args_and_dict})
+
+
 def save(model, processor, out: Path) -> None:
-    """save_pretrained for both; the processor's parts are saved separately because a processor
-    without a video processor cannot save itself."""
-    out = Path(out)
     model.save_pretrained(out, safe_serialization=True)
-    processor.tokenizer.save_pretrained(out)
-    processor.image_processor.save_pretrained(out)
-    (out / "processor_extra.json").write_text(json.dumps({
-        "num_image_tokens": processor.num_image_tokens,
-        "vision_feature_select_strategy": processor.vision_feature_select_strategy,
-    }))
+    processor.save_pretrained(out)
 
 
-def load(path: str | Path, dtype: torch.dtype = torch.float32):
-    """Load a saved LLaVA-OneVision model and processor (safetensors only)."""
-    path = Path(path)
-    model = LlavaOnevisionForConditionalGeneration.from_pretrained(path, dtype=dtype, use_safetensors=True)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path, padding_side="left")
-    image_processor = LlavaOnevisionImageProcessorPil.from_pretrained(path)
-    extra = json.loads((path / "processor_extra.json").read_text())
-    processor = ImageOnlyLlavaOnevisionProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE, **extra
-    )
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def attention(requested: str) -> str:
+    """"auto": FlashAttention-2 where it is installed and a GPU runs it, else PyTorch's SDPA."""
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+class RemoteCodeRefused(ValueError):
+    pass
+
+
+def needs_remote_code(path: str | Path) -> bool:
+    """Whether a checkpoint's model code ships with it (config.json maps Auto classes to its files)."""
+    config, _ = PretrainedConfig.get_config_dict(str(path))
+    return "auto_map" in config and config.get("model_type") not in CONFIG_MAPPING
+
+
+def load(path: str | Path, fam: Family | None = None, dtype: torch.dtype = torch.float32,
+         attn_implementation: str | None = None, trust_remote_code: bool = False):
+    """Load a model and its processor from an HF id or a local directory, safetensors only.
+    Custom-code checkpoints (VILA) load only with the model's explicit opt-in."""
+    fam = fam or FAMILIES["llava_onevision"]
+    if needs_remote_code(path) and not trust_remote_code:
+        raise RemoteCodeRefused(
+            f"{path}: this checkpoint runs its own Python code (config.json has an auto_map); "
+            f"set trust_remote_code: true in its models entry if you trust it")
+    common = {"trust_remote_code": trust_remote_code} if trust_remote_code else {}
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, dtype=dtype, use_safetensors=True, attn_implementation=attn_implementation, **common)
+    if fam.processor_class is None:
+        processor = AutoProcessor.from_pretrained(path, **common)
+    else:
+        processor = image_only(getattr(transformers, fam.processor_class)).from_pretrained(path)
+    processor.tokenizer.padding_side = "left"  # batched generation: every answer starts at the same column
+    if processor.chat_template is None:
+        processor.chat_template = fam.chat_template
     return model, processor
+
+
+def _render(processor, messages: list[dict], add_generation_prompt: bool) -> str:
+    return processor.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+
+
+def _user_turn(question: str) -> dict:
+    return {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}
 
 
 def prompt_text(processor, question: str) -> str:
     """The user turn with one image and the question, ending where the assistant's answer starts."""
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return _render(processor, [_user_turn(question)], add_generation_prompt=True)
+
+
+def answer_text(processor, question: str, answer: str) -> str:
+    """What follows the prompt when the assistant answers, in the family's chat format, up to and
+    including its end-of-turn token (e.g. "red<|im_end|>" or " red<end_of_utterance>")."""
+    prompt = prompt_text(processor, question)
+    full = _render(processor, [_user_turn(question), {"role": "assistant", "content": [{"type": "text", "text": answer}]}],
+                   add_generation_prompt=False)
+    if not full.startswith(prompt):
+        raise ValueError(f"chat template: the answered conversation does not extend the prompt {prompt!r}")
+    return full[len(prompt):].rstrip("\n")

@@ -9,21 +9,17 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
-from .training import Encoded, encode
+from .training import encode, image_batch, padded
 
 MAX_NEW_TOKENS = {"caption": 32, "vqa": 8, "exact": 8, "yesno": 4, "choice": 4}
 
 
-def left_padded(data: Encoded, indices: list[int], pad_id: int) -> dict:
-    width = max(len(data.input_ids[i]) for i in indices)
-    input_ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(indices), width), dtype=torch.long)
-    for row, i in enumerate(indices):
-        seq = data.input_ids[i]
-        input_ids[row, width - len(seq):] = torch.tensor(seq)
-        attention[row, width - len(seq):] = 1
-    return {"input_ids": input_ids, "attention_mask": attention,
-            "pixel_values": data.pixel_values[indices], "image_sizes": data.image_sizes[indices]}
+def stop_tokens(model, tokenizer) -> list[int]:
+    """The tokenizer's end of sequence and the checkpoint's own stop tokens (instruction-tuned models
+    often stop on their end-of-turn token), within the vocabulary."""
+    configured = model.generation_config.eos_token_id
+    ids = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
+    return sorted(i for i in ids if i is not None and i < len(tokenizer))
 
 
 @torch.inference_mode()
@@ -38,13 +34,15 @@ def generate(model, processor, records: list[dict], batch_size: int, max_new_tok
     device = next(model.parameters()).device
     for start in tqdm(range(0, len(order), batch_size), desc=desc, mininterval=5):
         indices = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in left_padded(data, indices, tokenizer.pad_token_id).items()}
+        batch = padded(data, indices, tokenizer.pad_token_id, side="left") | image_batch(data, indices)
+        batch = {k: v.to(device) for k, v in batch.items()}
         generated = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
             do_sample=False,
+            use_cache=True,  # the KV cache: each new token attends to cached keys, not the whole prefix
             pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=stop_tokens(model, tokenizer),
         )
         new_tokens = generated[:, batch["input_ids"].shape[1]:]
         for i, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):

@@ -62,9 +62,10 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
     means the run finished. A diverged run writes no tensors: an empty placeholder stands at
     `tuned_path` and run.json says at which step the loss stopped being finite."""
     settings = method_settings(config, method, model_name)
-    fam = models.family(config["models"][model_name]["family"])
+    spec = config["models"][model_name]
+    fam = models.family(spec["family"])
     training.seed_everything(seed)
-    model, processor = modeling.load(base_dir)
+    model, processor = load_base(spec, base_dir, training=True)
     model, expected = methods.apply(model, fam, settings)
     train = datasets.read_split(train_path)
     if "steps" not in settings:  # given in epochs (the paper's 3): passes over this train split
@@ -82,6 +83,8 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
     batches = training.Batches(pools, [training.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     run_dir = Path(run_path).parent
     checkpoint = training.checkpoint_path(run_dir)
+    if settings.get("group_by_length", 0) > 1:
+        batches = training.LengthGrouped(batches, [len(ids) for ids in data.input_ids], settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
     diverged = None
     try:
@@ -89,6 +92,8 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
                                settings.get("warmup", 0), run_dir / "train_log.jsonl",
                                max_grad_norm=settings.get("max_grad_norm", 1.0),
                                weight_decay=settings.get("weight_decay", 0.0),
+                               precision=spec.get("precision", "fp32"),
+                               gradient_checkpointing=spec.get("gradient_checkpointing", False),
                                desc=f"tune {model_name}/{method}/{dataset} seed {seed}",
                                checkpoint=checkpoint, checkpoint_every=config["checkpoint_every"])
     except training.Diverged as err:
@@ -131,8 +136,18 @@ def save_tuned(model, trained: set[str], path: Path, placeholder: bool = False) 
         atomic_write(path, lambda tmp: save_file({n: state[n].contiguous() for n in sorted(trained)}, str(tmp)))
 
 
-def load_tuned(base_dir: Path, tuned: Path | None):
-    model, processor = modeling.load(base_dir)
+def load_base(spec: dict, base: str | Path, training: bool = False):
+    """A models entry's base model from `base`: the embedded model's pretrained directory, or the
+    HF id / local directory an `hf` entry names. Training keeps fp32 weights (and autocasts to
+    `precision`); prediction loads the weights in `precision`."""
+    dtype = modeling.DTYPES["fp32" if training else spec.get("precision", "fp32")]
+    return modeling.load(base, models.family(spec["family"]), dtype=dtype,
+                         attn_implementation=modeling.attention(spec.get("attn_implementation", "auto")),
+                         trust_remote_code=spec.get("trust_remote_code", False))
+
+
+def load_tuned(spec: dict, base: str | Path, tuned: Path | None):
+    model, processor = load_base(spec, base)
     if tuned is None:
         return model, processor
     tuned = Path(tuned)
@@ -161,8 +176,11 @@ def predict(config: dict, model_name: str, base_dir: Path, tuned: Path | None, r
             write_jsonl([], path)
         progress.done(f"predict {run}", "no answers: the run diverged")
         return
-    model, processor = load_tuned(base_dir, tuned)
-    batch_size = config["models"][model_name].get("predict_batch_size", 64)
+    spec = config["models"][model_name]
+    model, processor = load_tuned(spec, base_dir, tuned)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    batch_size = spec.get("predict_batch_size", 64)
     samples = 0
     for name, path in test_paths.items():
         rows = prediction.predict(model, processor, datasets.read_split(path), batch_size,

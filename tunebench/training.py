@@ -26,9 +26,10 @@ from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from .files import atomic_write
-from .modeling import END_OF_TURN, prompt_text
+from .modeling import answer_text, prompt_text
 
 ENCODE_CHUNK = 256
+MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
 class Diverged(RuntimeError):
@@ -46,14 +47,18 @@ def target_text(record: dict) -> str:
     return answers[0]
 
 
+TEXT_KEYS = ("input_ids", "attention_mask")
+
+
 @dataclass
 class Encoded:
-    """Token ids, the prompt length (loss starts after it), and image tensors, for N records."""
+    """Per record: token ids, the prompt length (loss starts after it), other per-token inputs some
+    families need (Qwen2-VL's mm_token_type_ids), and its image tensors as the processor made them."""
 
     input_ids: list[list[int]]
     prompt_lengths: list[int]
-    pixel_values: torch.Tensor
-    image_sizes: torch.Tensor
+    token_inputs: list[dict[str, list[int]]]
+    images: list[dict[str, torch.Tensor]]
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -63,46 +68,88 @@ def load_image(record: dict) -> Image.Image:
     return Image.open(io.BytesIO(record["image"])).convert("RGB")
 
 
+def _split_images(batch, keys: list[str], n: int) -> list[dict[str, torch.Tensor]]:
+    """One dict of image tensors per record. Most processors stack images on dim 0; Qwen2-VL
+    concatenates every image's patches, counted by its (t, h, w) grid."""
+    per_record = [{} for _ in range(n)]
+    patches = batch["image_grid_thw"].prod(-1).tolist() if "image_grid_thw" in batch else None
+    for key in keys:
+        value = batch[key]
+        if patches and key != "image_grid_thw" and value.shape[0] == sum(patches):
+            pieces = value.split(patches)
+        elif value.shape[0] == n:
+            pieces = value.split(1)
+        else:
+            raise ValueError(f"processor output {key!r} of shape {tuple(value.shape)} does not split into {n} records")
+        for record, piece in zip(per_record, pieces):
+            record[key] = piece
+    return per_record
+
+
 def encode(records: list[dict], processor, with_targets: bool) -> Encoded:
-    """Run the model's real processor once per record, in chunks (its image work dominates)."""
+    """Run the model's real processor once per record, in chunks (its image work dominates). The
+    answer is written in the family's chat format, end-of-turn token included."""
     tokenizer = processor.tokenizer
-    ids, lengths, pixels, sizes = [], [], [], []
+    data = Encoded([], [], [], [])
     for start in range(0, len(records), ENCODE_CHUNK):
         chunk = records[start:start + ENCODE_CHUNK]
         batch = processor(
-            images=[load_image(r) for r in chunk],
+            images=[[load_image(r)] for r in chunk],
             text=[prompt_text(processor, r["question"]) for r in chunk],
             return_tensors="pt",
             padding=True,
         )
-        for row, mask, record in zip(batch["input_ids"], batch["attention_mask"], chunk):
-            prompt = row[mask.bool()].tolist()
-            answer = tokenizer(target_text(record) + END_OF_TURN, add_special_tokens=False)["input_ids"] if with_targets else []
-            ids.append(prompt + answer)
-            lengths.append(len(prompt))
-        pixels.append(batch["pixel_values"])
-        sizes.append(batch["image_sizes"])
-    return Encoded(ids, lengths, torch.cat(pixels), torch.cat(sizes))
+        shape = batch["input_ids"].shape
+        per_token = [k for k in batch if k not in TEXT_KEYS and batch[k].shape == shape]
+        data.images += _split_images(batch, [k for k in batch if k not in TEXT_KEYS and k not in per_token], len(chunk))
+        for i, record in enumerate(chunk):
+            keep = batch["attention_mask"][i].bool()
+            prompt = batch["input_ids"][i][keep].tolist()
+            answer = tokenizer(answer_text(processor, record["question"], target_text(record)),
+                               add_special_tokens=False)["input_ids"] if with_targets else []
+            data.input_ids.append(prompt + answer)
+            data.prompt_lengths.append(len(prompt))
+            data.token_inputs.append({k: batch[k][i][keep].tolist() + [0] * len(answer) for k in per_token})
+    return data
+
+
+def image_batch(data: Encoded, indices: list[int]) -> dict[str, torch.Tensor]:
+    """The records' image tensors concatenated; where their shapes differ (a varying number of image
+    crops) zero-padded, which these models read as padding."""
+    batch = {}
+    for key in data.images[indices[0]]:
+        parts = [data.images[i][key] for i in indices]
+        shape = [max(sizes) for sizes in zip(*(p.shape[1:] for p in parts))]
+        padded = [torch.nn.functional.pad(p, [x for dim in reversed(range(1, p.dim()))
+                                                for x in (0, shape[dim - 1] - p.shape[dim])]) for p in parts]
+        batch[key] = torch.cat(padded)
+    return batch
+
+
+def padded(data: Encoded, indices: list[int], pad_id: int, side: str) -> dict[str, torch.Tensor]:
+    """Token inputs padded to the longest sequence of these records only (never a global length)."""
+    width = max(len(data.input_ids[i]) for i in indices)
+    keys = ["input_ids", "attention_mask", *data.token_inputs[indices[0]]]
+    batch = {k: torch.zeros((len(indices), width), dtype=torch.long) for k in keys}
+    batch["input_ids"].fill_(pad_id)
+    for row, i in enumerate(indices):
+        n = len(data.input_ids[i])
+        cols = slice(0, n) if side == "right" else slice(width - n, width)
+        batch["input_ids"][row, cols] = torch.tensor(data.input_ids[i])
+        batch["attention_mask"][row, cols] = 1
+        for key, values in data.token_inputs[i].items():
+            batch[key][row, cols] = torch.tensor(values)
+    return batch
 
 
 def collate(data: Encoded, indices: list[int], pad_id: int) -> dict:
     """Right-padded batch with labels only on answer tokens (prompt, image and padding masked)."""
-    width = max(len(data.input_ids[i]) for i in indices)
-    input_ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(indices), width), -100, dtype=torch.long)
-    attention = torch.zeros((len(indices), width), dtype=torch.long)
+    batch = padded(data, indices, pad_id, side="right")
+    labels = torch.full_like(batch["input_ids"], -100)
     for row, i in enumerate(indices):
-        seq = torch.tensor(data.input_ids[i])
-        input_ids[row, :len(seq)] = seq
-        attention[row, :len(seq)] = 1
-        labels[row, data.prompt_lengths[i]:len(seq)] = seq[data.prompt_lengths[i]:]
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention,
-        "labels": labels,
-        "pixel_values": data.pixel_values[indices],
-        "image_sizes": data.image_sizes[indices],
-    }
+        start, end = data.prompt_lengths[i], len(data.input_ids[i])
+        labels[row, start:end] = batch["input_ids"][row, start:end]
+    return {**batch, "labels": labels, **image_batch(data, indices)}
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -153,17 +200,32 @@ class Batches:
         return sum(p.steps for p in self.phases)
 
 
+class LengthGrouped:
+    """Batches regrouped by length: every `group` consecutive batches are pooled, sorted by sequence
+    length and split again, so a batch holds similar lengths and pads little; the group's batches
+    are then yielded in seeded random order. Mixing fractions hold per group instead of per batch."""
+
+    def __init__(self, batches: Batches, lengths: list[int], group: int, seed: int):
+        self.batches, self.lengths, self.group = batches, lengths, group
+        self.rng = random.Random(seed)
+        self.total_steps, self.batch_size = batches.total_steps, batches.batch_size
+
+    def __iter__(self):
+        batches = iter(self.batches)
+        while chunk := [b for _, b in zip(range(self.group), batches)]:
+            pooled = sorted((i for b in chunk for i in b), key=lambda i: self.lengths[i])
+            regrouped = [pooled[k:k + self.batch_size] for k in range(0, len(pooled), self.batch_size)]
+            self.rng.shuffle(regrouped)
+            yield from regrouped
+
+
 def concat(parts: dict[str, Encoded]) -> tuple[Encoded, dict[str, range]]:
-    pools, offset = {}, 0
+    pools, offset, merged = {}, 0, Encoded([], [], [], [])
     for name, part in parts.items():
         pools[name] = range(offset, offset + len(part))
         offset += len(part)
-    merged = Encoded(
-        [x for p in parts.values() for x in p.input_ids],
-        [x for p in parts.values() for x in p.prompt_lengths],
-        torch.cat([p.pixel_values for p in parts.values()]),
-        torch.cat([p.image_sizes for p in parts.values()]),
-    )
+        for field in ("input_ids", "prompt_lengths", "token_inputs", "images"):
+            getattr(merged, field).extend(getattr(part, field))
     return merged, pools
 
 
@@ -239,8 +301,10 @@ def _load_checkpoint(path: Path, accelerator, model, optimizer, scheduler) -> di
 
 def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup: int,
           log_path: Path, max_grad_norm: float = 1.0, weight_decay: float = 0.0, desc: str = "train",
-          checkpoint: Path | None = None, checkpoint_every: int = 0) -> dict:
-    """Optimise the model's trainable parameters; returns what the run really did.
+          checkpoint: Path | None = None, checkpoint_every: int = 0,
+          precision: str = "fp32", gradient_checkpointing: bool = False) -> dict:
+    """Optimise the model's trainable parameters; returns what the run really did. `precision`
+    bf16/fp16 autocasts the forward pass (weights and optimizer state stay fp32).
 
     With `checkpoint` and `checkpoint_every`, the state is saved every that many steps and a rerun
     resumes from it: the batch sequence is redrawn from its seed and the steps already done are
@@ -250,7 +314,9 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
     """
     # cpu=True without CUDA: accelerate only takes processes started by `accelerate launch` as
     # data-parallel (gloo) on CPU when told so; on one process it changes nothing.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=MIXED_PRECISION[precision])
+    if gradient_checkpointing:  # recompute activations in backward: memory for compute
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, batches.total_steps)
@@ -313,4 +379,6 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "device": str(accelerator.device),
         "num_processes": accelerator.num_processes,
+        "precision": precision,
+        "gradient_checkpointing": gradient_checkpointing,
     }

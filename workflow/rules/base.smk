@@ -10,6 +10,8 @@ rule pretrain:
         spec=lambda w: canonical({k: config["models"][w.model][k] for k in ("architecture", "pretrain")}),
         upstream=UPSTREAM,
         code=code_fingerprint("pretrain"),
+    wildcard_constraints:
+        model=one_of(models_from("embedded")),
     threads: 1
     script:
         "../scripts/pretrain.py"

@@ -22,7 +22,11 @@ def canonical(settings):
 
 
 def one_of(names):
-    return "|".join(names)
+    return "|".join(names) or "(?!)"  # no names: match nothing
+
+
+def models_from(source):
+    return [m for m, spec in config["models"].items() if spec["source"] == source]
 
 
 wildcard_constraints:
@@ -41,13 +45,13 @@ cell_path = partial(paths.cell_path, R)
 
 
 def base_input(model, seed):
-    """The base model a job needs as a file: the embedded model is built by the workflow; a hub
+    """The base model a job needs as a file: the embedded model is built by the workflow; an hf
     model is read from its path by the job itself (so planning never touches the network)."""
     return base_dir(model, seed) if config["models"][model]["source"] == "embedded" else []
 
 
 def base_location(model, seed):
-    """Where a job loads the base model from: the pretrained embedded dir, or a hub id / local dir."""
+    """Where a job loads the base model from: the pretrained embedded dir, or an HF id / local dir."""
     spec = config["models"][model]
     return base_dir(model, seed) if spec["source"] == "embedded" else spec["path"]
 

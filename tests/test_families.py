@@ -1,0 +1,164 @@
+"""Every family x every method on a tiny random model of that family's exact architecture, saved
+with save_pretrained and loaded through the path a real checkpoint takes (modeling.load)."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tunebench import config as study_config
+from tunebench import methods, modeling, models, prediction, runs, tiny, training, world
+
+FAMILIES = sorted(tiny.BUILDERS) + ["vila"]
+METHODS = {"lora": {"r": 4, "alpha": 8, "targets": ["q_proj", "v_proj"]}, "dora": {"r": 4, "targets": ["q_proj"]},
+           "full": {}, "top": {"k": 2}, "last": {"train_projector": True}, "projector": {}}
+# What each family's prompt looks like around the question, and how its answers end.
+CHAT_FORMAT = {
+    "llava_onevision": ("<|im_start|>user\n<image>", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>"),
+    "qwen2_vl": ("<|im_start|>user\n<|vision_start|><|image_pad|>", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>"),
+    "qwen2_5_vl": ("<|im_start|>user\n<|vision_start|><|image_pad|>", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>"),
+    "idefics3": ("<|im_start|>User:<fake_token_around_image><global-img><image>", "<end_of_utterance>\nAssistant:", "<end_of_utterance>"),
+    "vila": ("<|im_start|>user\n<|vision_start|><image>", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>"),
+}
+VILA_CODE = Path(__file__).parent / "tiny_vila" / "modeling_tiny_vila.py"
+
+
+@pytest.fixture(scope="module")
+def records():
+    return world.generate("attribute", 4, seed=0, split="train")
+
+
+def _texts(records):
+    return [r["question"] for r in records] + [a for r in records for a in r["answers"]]
+
+
+def save_tiny_vila(texts, out: Path) -> Path:
+    """A custom-code checkpoint: config.json's auto_map points at a modeling file in the directory."""
+    from transformers import LlavaProcessor, SiglipImageProcessorPil
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(VILA_CODE, out)
+    sys.path.insert(0, str(out))
+    try:
+        import modeling_tiny_vila as code
+    finally:
+        sys.path.remove(str(out))
+    tokens = {"image_token": "<image>", "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"}
+    tok = tiny.tokenizer(texts, tokens, eos="<|im_end|>")
+    torch.manual_seed(0)
+    config = code.TinyVilaConfig(
+        vision={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        text=tiny._text_config("qwen2", tok),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        auto_map={"AutoConfig": "modeling_tiny_vila.TinyVilaConfig",
+                  "AutoModelForImageTextToText": "modeling_tiny_vila.TinyVilaForConditionalGeneration"})
+    code.TinyVilaForConditionalGeneration(config).save_pretrained(out)
+    template = models.FAMILIES["vila"].chat_template.replace("<|image_pad|>", "<image>")
+    LlavaProcessor(image_processor=SiglipImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tok,
+                   patch_size=8, vision_feature_select_strategy="full", chat_template=template).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoints(records, tmp_path_factory):
+    """One saved tiny checkpoint per family, made on first use."""
+    made = {}
+
+    def get(family):
+        if family not in made:
+            out = tmp_path_factory.mktemp(family)
+            made[family] = save_tiny_vila(_texts(records), out) if family == "vila" else tiny.save_tiny(family, _texts(records), out)
+        return made[family]
+    return get
+
+
+def load(family, path):
+    return modeling.load(path, models.family(family), trust_remote_code=family == "vila")
+
+
+@pytest.mark.parametrize("kind", METHODS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_method_trains_one_step_and_its_result_reloads(family, kind, checkpoints, records, tmp_path):
+    fam = models.family(family)
+    model, processor = load(family, checkpoints(family))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model, expected = methods.apply(model, fam, {"kind": kind, **METHODS[kind]})
+    assert expected and methods.trainable_names(model) == expected
+    if kind in ("lora", "dora"):
+        assert all("lora_" in n and f".{fam.language_model}." in n for n in expected)
+    else:
+        parts = {"full": [fam.decoder_layers], "top": [fam.decoder_layers], "projector": [fam.projector],
+                 "last": [f"{fam.decoder_layers}.{models.decoder_layer_count(model, fam) - 1}", fam.projector]}[kind]
+        assert all(any(n.startswith(p + ".") for p in parts) for n in expected)
+    data = training.encode(records, processor, with_targets=True)
+    batches = training.Batches({"d": range(len(data))}, [training.Phase(1, {"d": 1.0})], 2, seed=0)
+    stats = training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
+                           log_path=tmp_path / "log.jsonl")
+    assert stats["steps"] == 1 and torch.isfinite(torch.tensor(stats["final_loss"]))
+    methods.check_trainable(model, expected, kind)
+    runs.save_tuned(model, expected, tmp_path / "tuned")
+    spec = {"family": family, "source": "hf", "path": str(checkpoints(family)), "trust_remote_code": family == "vila"}
+    reloaded, _ = runs.load_tuned(spec, spec["path"], tmp_path / "tuned")
+    after = dict(reloaded.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
+    if kind in ("lora", "dora"):  # merged adapters move only the targeted language-model weights
+        targets = tuple(f"{t}.weight" for t in METHODS[kind]["targets"])
+        assert changed and all(n.startswith(fam.language_model + ".") and n.endswith(targets) for n in changed)
+    else:
+        assert changed and changed <= expected
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prompts_and_answers_use_the_familys_chat_format(family, checkpoints, records):
+    model, processor = load(family, checkpoints(family))
+    start, end, end_of_turn = CHAT_FORMAT[family]
+    data = training.encode(records[:2], processor, with_targets=True)
+    prompt = processor.tokenizer.decode(data.input_ids[0][:data.prompt_lengths[0]])
+    assert prompt.startswith(start) and prompt.endswith(records[0]["question"] + end)
+    answer = processor.tokenizer.decode(data.input_ids[0][data.prompt_lengths[0]:])
+    assert answer.strip() == training.target_text(records[0]) + end_of_turn
+    outputs = prediction.generate(model, processor, records, batch_size=3, max_new_tokens=3)
+    assert len(outputs) == len(records) and all(isinstance(o, str) for o in outputs)
+    # batched, left-padded generation gives what one-by-one generation gives
+    assert outputs == [prediction.generate(model, processor, [r], batch_size=1, max_new_tokens=3)[0] for r in records]
+
+
+def test_custom_code_checkpoints_load_only_with_the_opt_in(checkpoints):
+    path = checkpoints("vila")
+    with pytest.raises(modeling.RemoteCodeRefused, match="trust_remote_code: true"):
+        modeling.load(path, models.family("vila"))
+    model, _ = modeling.load(path, models.family("vila"), trust_remote_code=True)
+    assert type(model).__name__ == "TinyVilaForConditionalGeneration"
+    assert json.loads((path / "config.json").read_text())["auto_map"]
+
+
+def test_hf_models_entries_are_checked():
+    config = study_config.load("config/config.yaml")
+    config["models"]["vila3b"] = {"family": "vila", "source": "hf"}
+    config["models"]["qwen"] = {"family": "qwen2_vl", "source": "hf", "path": "Qwen/Qwen2-VL-2B-Instruct",
+                                "trust_remote_code": True}
+    with pytest.raises(study_config.ConfigError, match="models.vila3b.path") as err:
+        study_config.validate(config)
+    assert "models.qwen.trust_remote_code" in str(err.value)
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "idefics3"])
+def test_bf16_autocast_and_gradient_checkpointing_train(family, checkpoints, records, tmp_path):
+    from accelerate.state import AcceleratorState
+
+    # accelerate fixes the precision once per process (a real run trains once); tests train many times
+    AcceleratorState._reset_state(reset_partial_state=True)
+    model, processor = load(family, checkpoints(family))
+    model, expected = methods.apply(model, models.family(family), {"kind": "lora", **METHODS["lora"]})
+    data = training.encode(records, processor, with_targets=True)
+    batches = training.Batches({"d": range(len(data))}, [training.Phase(2, {"d": 1.0})], 2, seed=0)
+    stats = training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
+                           log_path=tmp_path / "log.jsonl", precision="bf16", gradient_checkpointing=True)
+    assert model.is_gradient_checkpointing and stats["precision"] == "bf16"
+    assert torch.isfinite(torch.tensor(stats["final_loss"]))
+    assert all(p.dtype == torch.float32 for n, p in model.named_parameters() if n in expected)  # fp32 master weights
+    AcceleratorState._reset_state(reset_partial_state=True)
