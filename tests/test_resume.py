@@ -29,7 +29,7 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, tiny_records):
     """A saved tiny base model and a downstream train split, as the workflow would have them."""
-    from conftest import build_tiny  # noqa: PLC0415
+    from conftest import build_tiny_model as build_tiny  # noqa: PLC0415
 
     root = tmp_path_factory.mktemp("resume")
     model, processor = build_tiny(tiny_records)

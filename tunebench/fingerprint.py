@@ -24,8 +24,9 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "aggregate": ("aggregation", "study") + _LIGHT,
     "report": ("report", "aggregation", "study") + _LIGHT,
 }
-# Modules that shape no output: file names (Snakemake sees those itself) and the status command.
-UNTRACKED = ("paths", "status", "cli")
+# Modules that shape no output: file names (Snakemake sees those itself), the status command, and
+# the tiny models of tests and benchmarks.
+UNTRACKED = ("paths", "status", "cli", "tiny")
 
 
 @cache

@@ -89,15 +89,6 @@ FAMILIES: dict[str, Family] = {
         chat_template=QWEN_IMAGE_TEMPLATE,
         remote_code=True,
     ),
-    # VILA / NVILA *-hf-preview checkpoints (trust_remote_code): the LLM, vision tower and projector
-    # are attributes of the top-level model (module names as in NVlabs/VILA; unconfirmed here).
-    "vila": Family(
-        vision_tower="vision_tower",
-        projector="mm_projector",
-        decoder_layers="llm.model.layers",
-        language_model="llm",
-        output_head="llm.lm_head",
-    ),
 }
 
 
