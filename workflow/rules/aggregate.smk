@@ -3,7 +3,7 @@ rule cell:
     input:
         base_scores=expand(f"{R}/scores/{{{{model}}}}/zeroshot/all/seed{{seed}}.json", seed=SEEDS),
         tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
-        tuned=expand(tune_dir("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
+        tuned=lambda w: [tune_dir(w.model, tune_method(config, w.method), w.dataset, s) for s in SEEDS],
     output:
         cell_path("{model}", "{method}", "{dataset}"),
     benchmark:

@@ -1,10 +1,12 @@
 import json
+import re
 
-from tunebench.config import eval_sets, method_settings
+from tunebench.config import eval_sets, method_settings, training_settings, tune_method, tuned_methods
 
 R = f"results/{config['study']}"
 MODELS = list(config["models"])
 METHODS = list(config["methods"])
+TUNED = tuned_methods(config)  # methods that own a tuning run (WiSE-FT alphas share one)
 UPSTREAM = list(config["upstream"])
 DOWNSTREAM = list(config["downstream"])
 SEEDS = list(config["seeds"])
@@ -16,7 +18,7 @@ def canonical(settings):
 
 
 def one_of(names):
-    return "|".join(names)
+    return "|".join(map(re.escape, names))
 
 
 wildcard_constraints:

@@ -18,7 +18,7 @@ rule predict_tuned:
     """A tuned model's greedy answers on its downstream test set and every upstream test set."""
     input:
         base=base_dir("{model}", "{seed}"),
-        tuned=tune_dir("{model}", "{method}", "{dataset}", "{seed}"),
+        tuned=lambda w: tune_dir(w.model, tune_method(config, w.method), w.dataset, w.seed),
         tests=lambda w: [data(name, "test") for name in [w.dataset] + UPSTREAM],
     output:
         f"{R}/predictions/{{model}}/{{method}}/{{dataset}}/seed{{seed}}/{{dataset}}.jsonl",
@@ -27,6 +27,8 @@ rule predict_tuned:
         f"{R}/benchmarks/predict/{{model}}.{{method}}.{{dataset}}.seed{{seed}}.tsv"
     params:
         eval_sets=lambda w: [w.dataset] + UPSTREAM,
+        # Prediction depends on the method's settings (wise_alpha) as well as on the tuned run.
+        settings=lambda w: canonical(method_settings(config, w.method)),
     threads: 1
     script:
         "../scripts/predict.py"

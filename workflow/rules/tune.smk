@@ -1,5 +1,5 @@
 def replay_inputs(w):
-    if method_settings(config, w.method).get("replay", 0) > 0:
+    if training_settings(config, w.method).get("replay", 0) > 0:
         return [data(name, "train") for name in UPSTREAM]
     return []
 
@@ -12,11 +12,13 @@ rule tune:
         replay=replay_inputs,
     output:
         directory(tune_dir("{model}", "{method}", "{dataset}", "{seed}")),
+    wildcard_constraints:
+        method=one_of(TUNED),
     benchmark:
         f"{R}/benchmarks/tune/{{model}}.{{method}}.{{dataset}}.seed{{seed}}.tsv"
     params:
         # Only this method's settings: changing one method reruns only its cells.
-        settings=lambda w: canonical(method_settings(config, w.method)),
+        settings=lambda w: canonical(training_settings(config, w.method)),
         upstream=UPSTREAM,
     threads: 1
     script:
