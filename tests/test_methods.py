@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from tunebench import methods, modeling, models, runs, training
+from tunebench import methods, modeling, models, prediction, runs, training
 
 FAMILY = models.family("llava_onevision")
 LAYERS = "model.language_model.layers"
@@ -224,3 +224,29 @@ def test_a_tuned_run_reloads_to_the_same_outputs(tiny_model, tiny_records, tmp_p
         untuned = base(**batch).logits[:, -again.shape[1]:]
     assert torch.allclose(again, tuned, atol=1e-4)
     assert not torch.allclose(again[:, -untuned.shape[1]:], untuned, atol=1e-4)  # the tuning is in the reload
+
+
+@pytest.mark.parametrize("kind", ["lora", "last"])
+def test_wise_ft_at_alpha_0_is_the_base_and_at_alpha_1_the_tuned_model(tiny_model, tiny_records, tmp_path, kind):
+    model, processor = tiny_model
+    modeling.save(model, processor, tmp_path / "base")
+    settings = {"kind": kind, "r": 4}
+    model, expected = methods.apply(model, FAMILY, settings)
+    records = tiny_records["big_colour"]
+    _train(model, processor, records, tmp_path)
+    runs.save_tuned(model, expected, tmp_path / "tuned")
+
+    def outputs(alpha):
+        loaded, _ = runs.load_tuned(tmp_path / "base", None if alpha is None else tmp_path / "tuned", FAMILY,
+                                    {**settings, "wise_alpha": alpha})
+        return loaded.state_dict(), prediction.generate(loaded, processor, records, batch_size=4, max_new_tokens=6)
+
+    base, tuned = outputs(None), runs.load_tuned(tmp_path / "base", tmp_path / "tuned", FAMILY, settings)[0]
+    tuned = tuned.state_dict(), prediction.generate(tuned, processor, records, batch_size=4, max_new_tokens=6)
+    assert base[1] != tuned[1]  # tuning changed the answers, so the two checks below can fail
+    for alpha, want in ((0.0, base), (1.0, tuned)):
+        state, answers = outputs(alpha)
+        assert all(torch.equal(state[n], want[0][n]) for n in want[0]) and answers == want[1]
+    halfway = outputs(0.5)[0]
+    changed = next(n for n in tuned[0] if not torch.equal(tuned[0][n], base[0][n]))
+    assert torch.allclose(halfway[changed], (base[0][changed] + tuned[0][changed]) / 2, atol=1e-6)
