@@ -11,6 +11,7 @@ from tunebench.aggregation import (
     O_FORMULAS,
     build_cell,
     plot_tradeoff,
+    tradeoff_figure,
     primary_score,
     seed_result,
     write_tables,
@@ -256,3 +257,14 @@ def test_plot_tradeoff_writes_png(tmp_path):
         assert img.format == "PNG"
         width, height = img.size
     assert 300 <= width <= 3000 and 200 <= height <= 3000
+
+
+def test_each_sweep_draws_one_curve_through_its_methods_in_sweep_order():
+    sweep = {"wise@0.25": 40.0, "wise@0.5": 50.0, "wise@0.75": 60.0}
+    cells = [build_cell("m", name, "down", UPSTREAM, {0: seed_inputs(0, down)}) for name, down in sweep.items()]
+    cells.append(build_cell("m", "lora", "down", UPSTREAM, {0: seed_inputs(0, 70.0)}))
+    ax = tradeoff_figure(cells, "m").axes[0]
+    curves = [line for line in ax.lines if len(line.get_xdata()) > 2]
+    assert len(curves) == 1  # the sweep's, not lora's
+    assert list(curves[0].get_xdata()) == [20.0, 30.0, 40.0]  # E = after - 20, in sweep order
+    assert {t.get_text() for t in ax.texts} == set(sweep) | {"lora"}

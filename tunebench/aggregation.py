@@ -377,6 +377,14 @@ def write_tables(cells: list[dict], out_prefix: Path, caption: str) -> dict[str,
 
 
 def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
+    """E vs F per method (see `tradeoff_figure`) as a PNG."""
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    tradeoff_figure(cells, title).savefig(out_png)
+    return out_png
+
+
+def tradeoff_figure(cells: list[dict], title: str):
     """E vs F per method: a labelled marker at the mean over datasets, faded ones per dataset. The
     methods of one sweep (<entry>@<value>) share a colour and a line joins them in sweep order."""
     # Imported here: matplotlib costs most of this module's import time, and most callers only score.
@@ -384,8 +392,6 @@ def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
     from matplotlib.figure import Figure
 
     frame = _results_frame(cells)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
     # A bare Figure on the Agg canvas: no pyplot global state, no display needed.
     fig = Figure(figsize=(6.4, 4.8), dpi=150)
     FigureCanvasAgg(fig)
@@ -423,5 +429,4 @@ def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
     ax.set_ylabel("F: upstream change (points, < 0 = forgetting)")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(out_png)
-    return out_png
+    return fig
