@@ -268,3 +268,16 @@ def test_each_sweep_draws_one_curve_through_its_methods_in_sweep_order():
     assert len(curves) == 1  # the sweep's, not lora's
     assert list(curves[0].get_xdata()) == [20.0, 30.0, 40.0]  # E = after - 20, in sweep order
     assert {t.get_text() for t in ax.texts} == set(sweep) | {"lora"}
+
+
+def test_the_caption_names_methods_with_their_own_replay_fraction(tmp_path):
+    from tunebench import study
+
+    paths = []
+    for method, replay in (("lora", 0.05), ("lora_replay", 0.3)):
+        cell = {**build_cell("m", method, "down", UPSTREAM, {0: seed_inputs(0, 50.0)}), "settings": {"replay": replay}}
+        paths.append(tmp_path / f"{method}.json")
+        paths[-1].write_text(json.dumps(cell))
+    config = {"study": "s", "seeds": [0], "upstream": UPSTREAM, "tuning": {"replay": 0.05}}
+    study.tables(config, "m", paths, tmp_path / "table", tmp_path / "plot.png")
+    assert "mixes in 5% upstream replay (a forgetting mitigation), except: lora_replay 30%." in (tmp_path / "table.md").read_text()

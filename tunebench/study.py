@@ -58,8 +58,12 @@ def cell(config: dict, model_name: str, method: str, dataset: str, base_scores: 
 def tables(config: dict, model_name: str, cell_paths: list[Path], out_prefix: Path, plot: Path) -> None:
     cells = [read_json(p) for p in cell_paths]
     replay = config["tuning"].get("replay", 0)
+    others = [f"{c['method']} {c['settings'].get('replay', 0):.0%}" for c in cells
+              if c["settings"].get("replay", 0) != replay]
     caption = (f"{config['study']} study, {model_name}: mean ± std over seeds {config['seeds']}. "
                f"E on each downstream set's primary metric, F over upstream sets {config['upstream']}. "
-               + (f"Every tuning batch mixes in {replay:.0%} upstream replay (a forgetting mitigation)." if replay else ""))
+               + (f"Every tuning batch mixes in {replay:.0%} upstream replay (a forgetting mitigation)" if replay
+                  else "No upstream replay")
+               + (f", except: {', '.join(dict.fromkeys(others))}." if others else "."))
     aggregation.write_tables(cells, Path(out_prefix), caption)
     aggregation.plot_tradeoff(cells, Path(plot), f"{config['study']}: {model_name}")
