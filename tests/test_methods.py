@@ -115,6 +115,13 @@ def test_prompt_tuning_trains_only_virtual_tokens_and_keeps_the_image_positions(
     assert logits.shape[1] == labels.shape[1] + 5
     other_images = model(**{**batch, "pixel_values": batch["pixel_values"].flip(0)}).logits
     assert not torch.allclose(logits, other_images)  # the answers still see the images
+    # Generation runs through the virtual tokens too: its first greedy token is the forward pass's.
+    prompts = prediction.left_padded(training.encode(tiny_records["big_colour"][:2], processor, with_targets=False),
+                                     [0, 1], processor.tokenizer.pad_token_id)
+    generated = model.generate(**prompts, max_new_tokens=2, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
+    width = prompts["input_ids"].shape[1]
+    assert torch.equal(generated[:, :width], prompts["input_ids"])
+    assert torch.equal(generated[:, width], model(**prompts).logits[:, -1].argmax(-1))
 
 
 def test_bottleneck_adapter_trains_only_adapters_and_starts_as_the_identity(tiny_model, tiny_records):
