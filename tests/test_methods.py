@@ -182,6 +182,8 @@ def test_sparse_tuning_changes_only_unmasked_entries(tiny_model, tiny_records, t
     assert len(expected) == 4 * 7  # every projection weight of every block
     for n, m in model.sparse_masks.items():
         assert m.sum().item() == round(0.1 * m.numel())
+    counts = methods.parameter_counts(model)["trainable"]
+    assert counts == {n: round(0.1 * m.numel()) for n, m in model.sparse_masks.items()}
     if mask == "magnitude":  # the smallest weights are the trained ones
         assert all(before[n][m].abs().max() <= before[n][~m].abs().min() for n, m in model.sparse_masks.items())
     if mask == "gradient":  # the entries with the largest accumulated |gradient| are the trained ones

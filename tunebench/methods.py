@@ -275,6 +275,9 @@ def check_trainable(model, expected: set[str], kind: str) -> None:
 
 
 def parameter_counts(model) -> dict:
-    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    # A sparse method trains only its masks' entries of each tensor.
+    masks = getattr(model, "sparse_masks", {})
+    trainable = {n: int(masks[n].sum()) if n in masks else p.numel()
+                 for n, p in model.named_parameters() if p.requires_grad}
     total = sum(p.numel() for p in model.parameters())
     return {"trainable_params": sum(trainable.values()), "total_params": total, "trainable": trainable}
