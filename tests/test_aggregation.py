@@ -11,6 +11,7 @@ from tunebench.aggregation import (
     O_FORMULAS,
     build_cell,
     plot_tradeoff,
+    tradeoff_figure,
     primary_score,
     seed_result,
     write_tables,
@@ -284,3 +285,24 @@ def test_plot_tradeoff_writes_png(tmp_path):
         assert img.format == "PNG"
         width, height = img.size
     assert 300 <= width <= 3000 and 200 <= height <= 3000
+
+
+def test_each_sweep_draws_one_curve_through_its_methods_in_sweep_order():
+    sweep = {"wise@0.25": 40.0, "wise@0.5": 50.0, "wise@0.75": 60.0}
+    cells = [build_cell("m", name, "down", UPSTREAM, {0: seed_inputs(0, down)}) for name, down in sweep.items()]
+    cells.append(build_cell("m", "lora", "down", UPSTREAM, {0: seed_inputs(0, 70.0)}))
+    ax = tradeoff_figure(cells, "m").axes[0]
+    curves = [line for line in ax.lines if len(line.get_xdata()) > 2]
+    assert len(curves) == 1  # the sweep's, not lora's
+    assert list(curves[0].get_xdata()) == [20.0, 30.0, 40.0]  # E = after - 20, in sweep order
+    assert {t.get_text() for t in ax.texts} == set(sweep) | {"lora"}
+
+
+def test_the_caption_names_methods_with_their_own_replay_fraction(tmp_path):
+    from tunebench import study
+
+    cells = [{**build_cell("m", method, "down", UPSTREAM, {0: seed_inputs(0, 50.0)}), "settings": {"replay": replay}}
+             for method, replay in (("lora", 0.05), ("lora_replay", 0.3))]
+    config = {"study": "s", "seeds": [0], "upstream": UPSTREAM, "tuning": {"replay": 0.05}}
+    caption = study.table_caption(config, "m", cells)
+    assert caption.endswith("mixes in 5% upstream replay (a forgetting mitigation), except: lora_replay 30%.")

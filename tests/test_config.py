@@ -80,3 +80,46 @@ def test_method_settings_override_the_shared_tuning_defaults(default):
     assert settings["steps"] == 7 and settings["batch_size"] == c["tuning"]["batch_size"]
     assert settings["train_projector"] is False
     assert "train_projector" not in cfg.method_settings(c, "lora")
+
+
+def test_a_sweep_line_expands_into_one_method_per_value(default):
+    default["methods"] = {"lora": {"kind": "lora", "lr": 1e-2},
+                          "sparse_grad": {"kind": "sparse", "mask": "gradient", "lr": 1e-3, "ratio": [0.01, 0.05]},
+                          "lora_wise": {"kind": "lora", "lr": 1e-2, "wise_alpha": [0.25, 0.5]}}
+    c = cfg.validate(default)
+    assert list(c["methods"]) == ["lora", "sparse_grad@0.01", "sparse_grad@0.05", "lora_wise@0.25", "lora_wise@0.5"]
+    assert cfg.method_settings(c, "sparse_grad@0.05")["ratio"] == 0.05
+    assert cfg.method_settings(c, "lora_wise@0.5")["wise_alpha"] == 0.5
+    # WiSE-FT alphas predict from lora's run; each ratio is its own run.
+    assert {m: cfg.tune_method(c, m) for m in c["methods"]} == {
+        "lora": "lora", "sparse_grad@0.01": "sparse_grad@0.01", "sparse_grad@0.05": "sparse_grad@0.05",
+        "lora_wise@0.25": "lora", "lora_wise@0.5": "lora"}
+    assert cfg.tuned_methods(c) == ["lora", "sparse_grad@0.01", "sparse_grad@0.05"]
+    assert cfg.validate(c)["methods"] == c["methods"]  # validating again changes nothing
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"kind": "sparse", "ratio": [0.1, 0.2], "lr": [1e-3, 1e-2]}, "sweep one key per method entry"),
+    ({"kind": "sparse", "lr": 1e-3, "ratio": []}, "methods.m.ratio: an empty sweep"),
+    ({"kind": "sparse", "lr": 1e-3}, "methods.m.ratio: required for a sparse method"),
+    ({"kind": "sparse", "lr": 1e-3, "ratio": 0.1, "weight_decay": 0.1}, "methods.m.weight_decay: must be 0"),
+    ({"kind": "prompt", "lr": 1e-3, "wise_alpha": 0.5}, "methods.m.wise_alpha: WiSE-FT needs"),
+    ({"kind": "sparse", "lr": 1e-3, "ratio": [0.1, 2]}, "methods.m@2.ratio: 2 is greater than the maximum"),
+])
+def test_bad_method_settings_name_the_key(default, entry, message):
+    default["methods"] = {"m": entry}
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.validate(default)
+    assert message in str(err.value)
+
+
+def test_a_methods_replay_fraction_is_honoured_in_its_batches(default):
+    from tunebench import runs, training
+
+    default["methods"]["lora_replay"] = {"kind": "lora", "lr": 1e-2, "replay": 0.3}
+    c = cfg.validate(default)
+    mix = runs.tuning_mix(cfg.method_settings(c, "lora_replay"), "big_any")
+    assert mix == {"big_any": 0.7, "replay": 0.3}
+    assert runs.tuning_mix({"replay": 0}, "big_any") == {"big_any": 1.0}
+    batches = training.Batches({"big_any": range(0, 100), "replay": range(100, 200)}, [training.Phase(5, mix)], 30, 0)
+    assert all(sum(i >= 100 for i in batch) == 9 for batch in batches)

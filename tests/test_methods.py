@@ -1,9 +1,12 @@
+import copy
+
 import pytest
 import torch
 
-from tunebench import methods, modeling, models, runs, training
+from tunebench import methods, modeling, models, prediction, runs, training
 
 FAMILY = models.family("llava_onevision")
+SPEC = {"family": "llava_onevision", "source": "embedded"}
 LAYERS = "model.language_model.layers"
 
 
@@ -78,3 +81,184 @@ def test_training_changes_only_the_trainable_set_and_reloads(tiny_model, tiny_re
     else:  # merged LoRA moves exactly the targeted q/v weights of the language model
         assert changed and all(".language_model." in n and n.endswith(("q_proj.weight", "v_proj.weight"))
                                for n in changed)
+
+
+# ---- methods beyond the paper ----------------------------------------------------------------
+
+def _trainable_modules(trainable, markers):
+    """Which named projections carry the trainable tensors."""
+    return {m for n in trainable for m in markers if f".{m}." in n}
+
+
+@pytest.mark.parametrize("kind,marker,targets,count", [
+    ("pissa", "lora_", {"q_proj", "v_proj"}, 4 * 2 * 2),
+    ("vera", "vera_lambda_", {"q_proj", "v_proj"}, 4 * 2 * 2),
+    ("oft", "oft_", {"q_proj", "v_proj"}, 4 * 2),
+    ("ia3", "ia3_", {"k_proj", "v_proj", "down_proj"}, 4 * 3),
+])
+def test_peft_methods_train_only_their_tensors_in_the_language_model(tiny_model, kind, marker, targets, count):
+    model, _ = tiny_model
+    model, expected = methods.apply(model, FAMILY, {"kind": kind, "r": 4})
+    trainable = methods.trainable_names(model)
+    assert trainable == expected and len(trainable) == count
+    assert all(marker in n and ".language_model.layers." in n for n in trainable)
+    assert _trainable_modules(trainable, methods.ALL_PROJECTIONS) == targets
+
+
+def test_prompt_tuning_trains_only_virtual_tokens_and_keeps_the_image_positions(tiny_model, tiny_records):
+    model, processor = tiny_model
+    model, expected = methods.apply(model, FAMILY, {"kind": "prompt", "virtual_tokens": 5})
+    assert methods.trainable_names(model) == expected == {"prompt_encoder.default.embedding.weight"}
+    data = training.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
+    batch = training.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+    labels = batch.pop("labels")
+    # LLaVA raises if the image tokens it finds differ in number from the image features.
+    logits = model(**batch).logits
+    assert logits.shape[1] == labels.shape[1] + 5
+    other_images = model(**{**batch, "pixel_values": batch["pixel_values"].flip(0)}).logits
+    assert not torch.allclose(logits, other_images)  # the answers still see the images
+    # Generation runs through the virtual tokens too: its first greedy token is the forward pass's.
+    prompt_data = training.encode(tiny_records["big_colour"][:2], processor, with_targets=False)
+    prompts = (training.padded(prompt_data, [0, 1], processor.tokenizer.pad_token_id, side="left")
+               | training.image_batch(prompt_data, [0, 1]))
+    generated = model.generate(**prompts, max_new_tokens=2, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
+    width = prompts["input_ids"].shape[1]
+    assert torch.equal(generated[:, :width], prompts["input_ids"])
+    assert torch.equal(generated[:, width], model(**prompts).logits[:, -1].argmax(-1))
+
+
+def test_bottleneck_adapter_trains_only_adapters_and_starts_as_the_identity(tiny_model, tiny_records):
+    model, processor = tiny_model
+    data = training.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
+    batch = training.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+    batch.pop("labels")
+    before = model(**batch).logits
+    model, expected = methods.apply(model, FAMILY, {"kind": "adapter", "bottleneck": 4})
+    trainable = methods.trainable_names(model)
+    assert trainable == expected and len(trainable) == 4 * 4  # down/up weight and bias per block
+    assert all(n.startswith(LAYERS) and ".mlp.adapter." in n for n in trainable)
+    assert torch.equal(model(**batch).logits, before)
+
+
+@pytest.mark.parametrize("kind,targets", [("attention", {"q_proj", "k_proj", "v_proj", "o_proj"}),
+                                          ("mlp_gate_up", {"gate_proj", "up_proj"})])
+def test_submodule_selective_methods(tiny_model, kind, targets):
+    model, _ = tiny_model
+    model, expected = methods.apply(model, FAMILY, {"kind": kind})
+    trainable = methods.trainable_names(model)
+    assert trainable == expected and all(n.startswith(LAYERS) for n in trainable)
+    assert _trainable_modules(trainable, methods.ALL_PROJECTIONS) == targets
+    for layer in range(4):  # every block, weights and (where the projection has one) biases
+        for t in targets:
+            assert f"{LAYERS}.{layer}.{'self_attn' if kind == 'attention' else 'mlp'}.{t}.weight" in trainable
+    if kind == "attention":
+        assert f"{LAYERS}.0.self_attn.q_proj.bias" in trainable
+
+
+def _train(model, processor, records, tmp_path, steps=3, **kwargs):
+    data = training.encode(records, processor, with_targets=True)
+    batches = training.Batches({"d": range(len(data))}, [training.Phase(steps, {"d": 1.0})], 4, seed=0)
+    training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
+                   log_path=tmp_path / "log.jsonl", **kwargs)
+
+
+def _probe_losses(processor, records):
+    data = training.encode(records, processor, with_targets=True)
+
+    def losses(model):
+        for indices in ([0, 1, 2], [3, 4, 5]):
+            batch = training.collate(data, indices, processor.tokenizer.pad_token_id)
+            labels = batch.pop("labels")
+            yield training.batch_loss(model, batch, labels)
+    return losses
+
+
+@pytest.mark.parametrize("mask", ["random", "magnitude", "gradient"])
+def test_sparse_tuning_changes_only_unmasked_entries(tiny_model, tiny_records, tmp_path, mask):
+    model, processor = tiny_model
+    records = tiny_records["big_colour"]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    unmasked = copy.deepcopy(model)  # measures the raw gradients, without the method's masking hooks
+    losses = _probe_losses(processor, records)
+    model, expected = methods.apply(model, FAMILY, {"kind": "sparse", "mask": mask, "ratio": 0.1}, losses)
+    assert methods.trainable_names(model) == expected == set(model.sparse_masks)
+    assert len(expected) == 4 * 7  # every projection weight of every block
+    for n, m in model.sparse_masks.items():
+        assert m.sum().item() == round(0.1 * m.numel())
+    counts = methods.parameter_counts(model)["trainable"]
+    assert counts == {n: round(0.1 * m.numel()) for n, m in model.sparse_masks.items()}
+    if mask == "magnitude":  # the smallest weights are the trained ones
+        assert all(before[n][m].abs().max() <= before[n][~m].abs().min() for n, m in model.sparse_masks.items())
+    if mask == "gradient":  # the entries with the largest accumulated |gradient| are the trained ones
+        params = dict(unmasked.named_parameters())
+        scores = {n: torch.zeros_like(before[n]) for n in expected}
+        for loss in losses(unmasked):  # |gradient| per batch, summed over the batches
+            unmasked.zero_grad()
+            loss.backward()
+            for n in scores:
+                scores[n] += params[n].grad.abs()
+        assert all(scores[n][m].min() >= scores[n][~m].max() for n, m in model.sparse_masks.items())
+    _train(model, processor, records, tmp_path, steps=4)
+    params = dict(model.named_parameters())
+    for n, m in model.sparse_masks.items():
+        after = params[n].detach()
+        assert torch.equal(after[~m], before[n][~m]), f"{n}: a masked entry moved"
+        assert not torch.equal(after[m], before[n][m]), f"{n}: no trained entry moved"
+    untouched = set(before) - expected
+    assert all(torch.equal(before[n], params[n].detach()) for n in untouched)
+
+
+def test_sparse_tuning_refuses_weight_decay(tiny_model):
+    model, _ = tiny_model
+    with pytest.raises(ValueError, match="weight_decay"):
+        methods.apply(model, FAMILY, {"kind": "sparse", "ratio": 0.1, "weight_decay": 0.01})
+
+
+@pytest.mark.parametrize("kind", ["pissa", "vera", "oft", "ia3", "prompt", "adapter", "attention", "sparse"])
+def test_a_tuned_run_reloads_to_the_same_outputs(tiny_model, tiny_records, tmp_path, kind):
+    model, processor = tiny_model
+    modeling.save(model, processor, tmp_path / "base")
+    settings = {"kind": kind, "r": 4, "ratio": 0.1, "bottleneck": 4}
+    model, expected = methods.apply(model, FAMILY, settings)
+    records = tiny_records["big_colour"]
+    _train(model, processor, records, tmp_path)
+    runs.save_tuned(model, expected, tmp_path / "tuned")
+    data = training.encode(records[:3], processor, with_targets=True)
+    batch = training.collate(data, [0, 1, 2], processor.tokenizer.pad_token_id)
+    batch.pop("labels")
+    model.eval()
+    with torch.no_grad():
+        tuned = model(**batch).logits
+        reloaded, _ = runs.load_tuned(SPEC, tmp_path / "base", tmp_path / "tuned", settings)
+        reloaded.eval()
+        again = reloaded(**batch).logits
+        base, _ = modeling.load(tmp_path / "base")
+        untuned = base(**batch).logits[:, -again.shape[1]:]
+    assert torch.allclose(again, tuned, atol=1e-4)
+    assert not torch.allclose(again[:, -untuned.shape[1]:], untuned, atol=1e-4)  # the tuning is in the reload
+
+
+@pytest.mark.parametrize("kind", ["lora", "last"])
+def test_wise_ft_at_alpha_0_is_the_base_and_at_alpha_1_the_tuned_model(tiny_model, tiny_records, tmp_path, kind):
+    model, processor = tiny_model
+    modeling.save(model, processor, tmp_path / "base")
+    settings = {"kind": kind, "r": 4}
+    model, expected = methods.apply(model, FAMILY, settings)
+    records = tiny_records["big_colour"]
+    _train(model, processor, records, tmp_path)
+    runs.save_tuned(model, expected, tmp_path / "tuned")
+
+    def outputs(alpha):
+        loaded, _ = runs.load_tuned(SPEC, tmp_path / "base", None if alpha is None else tmp_path / "tuned",
+                                    {**settings, "wise_alpha": alpha})
+        return loaded.state_dict(), prediction.generate(loaded, processor, records, batch_size=4, max_new_tokens=6)
+
+    base, tuned = outputs(None), runs.load_tuned(SPEC, tmp_path / "base", tmp_path / "tuned", settings)[0]
+    tuned = tuned.state_dict(), prediction.generate(tuned, processor, records, batch_size=4, max_new_tokens=6)
+    assert base[1] != tuned[1]  # tuning changed the answers, so the two checks below can fail
+    for alpha, want in ((0.0, base), (1.0, tuned)):
+        state, answers = outputs(alpha)
+        assert all(torch.equal(state[n], want[0][n]) for n in want[0]) and answers == want[1]
+    halfway = outputs(0.5)[0]
+    changed = next(n for n in tuned[0] if not torch.equal(tuned[0][n], base[0][n]))
+    assert torch.allclose(halfway[changed], (base[0][changed] + tuned[0][changed]) / 2, atol=1e-6)

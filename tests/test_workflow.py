@@ -171,3 +171,24 @@ def test_adding_a_method_and_a_dataset_runs_only_the_new_cells(study, tmp_path):
                             "tune", "tune_weights"]
     # top on both downstream sets, the three old methods on big_colour; no old cell again
     assert len([1 for rule, _ in jobs if rule == "cell"]) == 5
+
+
+def test_sweeps_become_cells_and_wise_alphas_reuse_the_tuned_run(study, tmp_path):
+    workdir, results = study
+    config = yaml.safe_load(SMALL.read_text())
+    config["methods"]["sparse"] = {"kind": "sparse", "mask": "random", "lr": 3e-3, "ratio": [0.05, 0.2]}
+    config["methods"]["last_wise"] = {"kind": "last", "lr": 2.0e-3, "wise_alpha": [0.0, 0.5]}
+    swept = tmp_path / "swept.yaml"
+    swept.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(workdir, "-n", configfile=swept))
+    by_rule = lambda rule: sorted(w.get("method", w.get("run")) for r, w in jobs if r == rule)
+    assert by_rule("tune") + by_rule("tune_weights") == ["sparse@0.05", "sparse@0.2"]  # the WiSE-FT alphas reuse last's run
+    assert by_rule("predict_tuned") == by_rule("cell") == ["last_wise@0.0", "last_wise@0.5", "sparse@0.05", "sparse@0.2"]
+    # WiSE-FT at alpha 0 predicts what the base model predicts, from last's tuned run.
+    cell = results / "cells" / "tiny" / "last_wise@0.0" / "big_count.json"
+    snakemake(workdir, str(cell.relative_to(workdir)), configfile=swept)
+    seed = json.loads(cell.read_text())["seeds"]["0"]
+    assert seed["E"] == 0 and seed["F"] == 0
+    for name in ("big_count", "shapes_vqa"):
+        wise = (results / "predictions" / "tiny" / "last_wise@0.0" / "big_count" / "seed0" / f"{name}.jsonl").read_text()
+        assert wise == (results / "predictions" / "tiny" / "zeroshot" / name / "seed0" / f"{name}.jsonl").read_text()

@@ -15,6 +15,7 @@ from typing import Callable
 import polars as pl
 
 from . import report
+from .config import sweep_entry
 
 O_FORMULAS: dict[str, Callable[[float, float], float]] = {
     "sum": lambda e, f: e + f,
@@ -422,12 +423,21 @@ def write_tables(cells: list[dict], out_prefix: Path, caption: str) -> dict[str,
 
 
 def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
-    """E vs F per method: a labelled marker at the mean over datasets, faded ones per dataset."""
+    """E vs F per method (see `tradeoff_figure`) as a PNG."""
+    return report.save(tradeoff_figure(cells, title), out_png)
+
+
+def tradeoff_figure(cells: list[dict], title: str):
+    """E vs F per method: a labelled marker at the mean over datasets, faded ones per dataset. The
+    methods of one sweep (<entry>@<value>) share a colour and a line joins them in sweep order."""
     frame = _results_frame(cells)
     fig = report.figure(6.4, 4.8)
     ax = fig.add_subplot()
-    for i, method in enumerate(_first_seen(frame["method"])):
-        color = f"C{i % 10}"
+    methods = _first_seen(frame["method"])
+    entries = _first_seen(sweep_entry(m) for m in methods)
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for method in methods:
+        color = f"C{entries.index(sweep_entry(method)) % 10}"
         rows = frame.filter((pl.col("method") == method) & pl.col("E_mean").is_not_null())
         per_dataset = rows.filter(pl.col("dataset") != MEAN_GROUP)
         ax.scatter(per_dataset["E_mean"], per_dataset["F_mean"], s=14, color=color, alpha=0.3)
@@ -446,8 +456,13 @@ def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
             fmt="o", color=color, markersize=7, capsize=3,
         )
         ax.annotate(method, (r["E_mean"], r["F_mean"]), textcoords="offset points", xytext=(6, 6), fontsize=9)
+        curves.setdefault(sweep_entry(method), []).append((r["E_mean"], r["F_mean"]))
+    for entry, points in curves.items():
+        if len(points) > 1:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, "-", color=f"C{entries.index(entry) % 10}", linewidth=1.2, alpha=0.8)
     ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("E: specialization gain (points)")
     ax.set_ylabel("F: upstream change (points, < 0 = forgetting)")
     ax.set_title(title)
-    return report.save(fig, out_png)
+    return fig

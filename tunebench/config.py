@@ -32,9 +32,42 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+SWEEP = "@"  # an expanded sweep's method name: <entry>@<value>
+PREDICTION_KEYS = {"wise_alpha"}  # applied when predicting: methods differing only here share one tuning run
+
+
+def expand_sweeps(config: dict, schema: dict) -> None:
+    """A method entry may give a list for one scalar setting (e.g. `ratio: [0.01, 0.05]`): it becomes
+    one method per value, named <entry>@<value>, in place. Keys that are lists anyway (targets)
+    are not sweeps."""
+    listed = {k for k, v in schema["$defs"]["tuning"]["properties"].items() if v.get("type") == "array"}
+    expanded = {}
+    for name, entry in config.get("methods", {}).items():
+        swept = [k for k, v in entry.items() if isinstance(v, list) and k not in listed]
+        if len(swept) > 1:
+            raise ConfigError(f"invalid config:\n  config key methods.{name}: sweeps {swept}; sweep one key per "
+                              f"method entry (write one entry per sweep)")
+        values = entry[swept[0]] if swept else [None]
+        if swept and not values:
+            raise ConfigError(f"invalid config:\n  config key methods.{name}.{swept[0]}: an empty sweep")
+        for value in values:
+            new = f"{name}{SWEEP}{value}" if swept else name
+            if new in expanded:
+                raise ConfigError(f"invalid config:\n  config key methods.{name}: method {new!r} is defined twice")
+            expanded[new] = {**entry, swept[0]: value} if swept else entry
+    config["methods"] = expanded
+
+
+def sweep_entry(method: str) -> str:
+    """The config entry a method comes from (itself, unless it was expanded from a sweep)."""
+    return method.partition(SWEEP)[0]
+
+
 def validate(config: dict) -> dict:
-    """Check `config`; return it with schema defaults filled in. Raises ConfigError naming the key."""
+    """Check `config`; return it with schema defaults filled in and sweeps expanded (in place).
+    Raises ConfigError naming the key."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    expand_sweeps(config, schema)
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
     if errors:
         raise ConfigError("invalid config:\n" + "\n".join(f"  config key {_key(e.path)}: {e.message}" for e in errors))
@@ -83,6 +116,7 @@ def validate(config: dict) -> dict:
             settings = method_settings(config, name, model)
             if "steps" not in settings and "epochs" not in settings:
                 problems.append(f"config key methods.{name}: neither steps nor epochs set (for model {model!r})")
+            problems += [f"config key methods.{name}.{p}" for p in methods.settings_problems(settings)]
     for model_name, model in config["models"].items():
         for method in model.get("methods", {}):
             known(method, config["methods"], f"models.{model_name}.methods", "method")
@@ -138,6 +172,22 @@ def method_settings(config: dict, method: str, model: str | None = None) -> dict
     if entry["kind"] in LAYER_KINDS:
         settings.setdefault("train_projector", config["layer_methods_train_projector"])
     return settings
+
+
+def training_settings(config: dict, method: str, model: str | None = None) -> dict:
+    return {k: v for k, v in method_settings(config, method, model).items() if k not in PREDICTION_KEYS}
+
+
+def tune_method(config: dict, method: str) -> str:
+    """The method whose tuning run `method` reuses: the first one in config order with the same
+    training settings (so each WiSE-FT alpha predicts from one run)."""
+    mine = training_settings(config, method)
+    return next(m for m in config["methods"] if training_settings(config, m) == mine)
+
+
+def tuned_methods(config: dict) -> list[str]:
+    """The methods that own a tuning run."""
+    return [m for m in config["methods"] if tune_method(config, m) == m]
 
 
 def primary_metric(config: dict, dataset: str) -> str:

@@ -18,8 +18,9 @@ _MODEL = ("modeling", "training", "runs", "models", "datasets", "adapters", "wor
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "prepare": ("world", "datasets", "adapters", "study") + _LIGHT,
     "pretrain": _MODEL,
-    "tune": _MODEL + ("methods", "tune_job"),
-    "predict": _MODEL + ("prediction",),
+    "tune": _MODEL + ("methods", "bottleneck", "tune_job"),
+    # Prediction re-creates what a method added (bottleneck adapters) and interpolates (WiSE-FT).
+    "predict": _MODEL + ("prediction", "methods", "bottleneck"),
     "score": ("metrics", "datasets", "world", "study") + _LIGHT,
     "aggregate": ("aggregation", "study") + _LIGHT,
     "report": ("report", "aggregation", "study") + _LIGHT,

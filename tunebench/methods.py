@@ -5,6 +5,10 @@ makes the method's parameters trainable and everything else frozen, and returns 
 the set of parameter names the method *defines* as trainable. `check_trainable` then compares that
 definition with what really has requires_grad, so a "LoRA" that trains base weights fails loudly
 (LLaVA-NeXT shipped exactly that bug).
+
+Sparse methods train whole weight tensors under an entry mask: a gradient hook zeroes the masked
+entries' gradients, so AdamW's moments for them stay exactly zero and so does their update (weight
+decay, which would still move them, is refused). The masks are kept on the model as `sparse_masks`.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def _layers(model, fam: Family, cfg: dict, which: str) -> list[str]:
 
 
 def _selective(which: str):
-    def apply(model, fam: Family, cfg: dict):
+    def apply(model, fam: Family, cfg: dict, losses=None):
         if which == "top" and not 1 <= cfg.get("k", 2) <= decoder_layer_count(model, fam):
             raise ValueError(f"top: k={cfg['k']} is outside 1..{decoder_layer_count(model, fam)} decoder layers")
         _freeze_all(model)
@@ -60,46 +64,199 @@ def lora_target_regex(fam: Family, targets: list[str]) -> str:
     return rf"{re.escape(fam.language_model)}\..*\.({'|'.join(map(re.escape, targets))})"
 
 
-def _lora(use_dora: bool):
-    def apply(model, fam: Family, cfg: dict):
-        from peft import LoraConfig, get_peft_model  # heavy: imported only when a LoRA run needs it
+def _peft(make_config: Callable[[dict, Callable[[list[str]], str]], object]):
+    """A peft tuner; `make_config(cfg, scope)` builds its peft config, `scope(targets)` being the
+    language-model-only target regex."""
+    def apply(model, fam: Family, cfg: dict, losses=None):
+        import peft  # heavy: imported only when a peft run needs it
 
-        config = LoraConfig(
-            r=cfg.get("r", 8),
-            lora_alpha=cfg.get("alpha", 16),
-            lora_dropout=cfg.get("dropout", 0.0),
-            target_modules=lora_target_regex(fam, cfg.get("targets", ["q_proj", "v_proj"])),
-            use_dora=use_dora,
-            bias="none",
-        )
-        model = get_peft_model(model, config)
-        # The definition, independent of requires_grad: adapter tensors inside the language model.
+        model = peft.get_peft_model(model, make_config(cfg, lambda targets: lora_target_regex(fam, targets)))
+        # The definition, independent of requires_grad: the tuner's own tensors (peft names them by
+        # the tuner's prefix: lora_, ia3_, vera_lambda_, oft_) inside the language model.
         lm = f".{fam.language_model}."
-        expected = {n for n, _ in model.named_parameters() if "lora_" in n and lm in n}
+        prefix = model.base_model.prefix
+        expected = {n for n, _ in model.named_parameters() if prefix in n and lm in n}
         if not expected:
-            raise TrainableSetError(f"LoRA matched no module of the language model for targets {cfg.get('targets')}")
+            raise TrainableSetError(f"{cfg['kind']} matched no module of the language model for targets {cfg.get('targets')}")
         return model, expected
     return apply
 
 
+def _lora_config(use_dora: bool = False, init: bool | str = True):
+    def make(cfg: dict, scope):
+        from peft import LoraConfig
+
+        return LoraConfig(r=cfg.get("r", 8), lora_alpha=cfg.get("alpha", 16), lora_dropout=cfg.get("dropout", 0.0),
+                          target_modules=scope(cfg.get("targets", ["q_proj", "v_proj"])), use_dora=use_dora,
+                          init_lora_weights=init, bias="none")
+    return make
+
+
+def _ia3_config(cfg: dict, scope):
+    from peft import IA3Config
+
+    # IA3 rescales the keys, the values and the MLP's inner activation (the input of down_proj).
+    targets = cfg.get("targets", ["k_proj", "v_proj", "down_proj"])
+    return IA3Config(target_modules=scope(targets),
+                     feedforward_modules=scope([t for t in targets if t in MLP_PROJECTIONS]))
+
+
+def _vera_config(cfg: dict, scope):
+    from peft import VeraConfig
+
+    return VeraConfig(r=cfg.get("r", 64), target_modules=scope(cfg.get("targets", ["q_proj", "v_proj"])),
+                      vera_dropout=cfg.get("dropout", 0.0))
+
+
+def _oft_config(cfg: dict, scope):
+    from peft import OFTConfig
+
+    return OFTConfig(r=0, oft_block_size=cfg.get("block_size", 8),
+                     target_modules=scope(cfg.get("targets", ["q_proj", "v_proj"])))
+
+
+def _prompt_tuning(model, fam: Family, cfg: dict, losses=None):
+    """Trainable virtual tokens prepended to the input embeddings. LLaVA finds its image positions
+    by comparing embeddings with the image token's, so the prepended tokens leave them intact."""
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    model = get_peft_model(model, PromptTuningConfig(task_type=TaskType.CAUSAL_LM,
+                                                     num_virtual_tokens=cfg.get("virtual_tokens", 8)))
+    return model, {n for n, _ in model.named_parameters() if n.startswith("prompt_encoder.")}
+
+
+def _bottleneck_adapter(model, fam: Family, cfg: dict, losses=None):
+    from . import bottleneck  # heavy (torch): imported only when an adapter run needs it
+
+    _freeze_all(model)
+    attach_modules(model, fam, cfg)
+    return model, {n for n, _ in model.named_parameters() if f".mlp.{bottleneck.ADAPTER}." in n}
+
+
+def attach_modules(model, fam: Family, cfg: dict) -> None:
+    """Re-creates the modules a method adds to the base model (before its tuned weights load)."""
+    if cfg["kind"] == "adapter":
+        from . import bottleneck
+
+        bottleneck.attach(model.get_submodule(fam.decoder_layers), cfg.get("bottleneck", 16))
+
+
+def _projections(default_targets: list[str]):
+    """Selective tuning of named projections (weights and biases) in every decoder block."""
+    def apply(model, fam: Family, cfg: dict, losses=None):
+        _freeze_all(model)
+        return model, _unfreeze(model, _projection_names(model, fam, cfg.get("targets", default_targets)))
+    return apply
+
+
+def _projection_names(model, fam: Family, targets: list[str], weights_only: bool = False) -> list[str]:
+    pattern = re.compile(rf"{re.escape(fam.decoder_layers)}\.\d+\..*\.({'|'.join(map(re.escape, targets))})\."
+                         + ("weight$" if weights_only else r"(weight|bias)$"))
+    names = [n for n, _ in model.named_parameters() if pattern.fullmatch(n)]
+    if not names:
+        raise TrainableSetError(f"no decoder-block parameters for targets {targets}")
+    return names
+
+
+def _unfreeze(model, names: list[str]) -> set[str]:
+    params = dict(model.named_parameters())
+    for n in names:
+        params[n].requires_grad_(True)
+    return set(names)
+
+
+def _sparse(model, fam: Family, cfg: dict, losses=None):
+    """Trains `ratio` of the entries of each targeted weight, chosen per tensor by `mask`:
+    random; magnitude (the smallest weights: large ones carry most pretrained knowledge, as in
+    SPIDER); gradient (the largest accumulated |gradient| of the tuning loss over a few batches
+    before tuning, i.e. the entries that matter most for the new task)."""
+    import torch
+
+    names = _projection_names(model, fam, cfg.get("targets", ALL_PROJECTIONS), weights_only=True)
+    params = dict(model.named_parameters())
+    how = cfg.get("mask", "random")
+    _freeze_all(model)
+    expected = _unfreeze(model, names)
+    if how == "gradient":
+        if losses is None:
+            raise ValueError("sparse mask 'gradient' needs batches of the tuning data to measure importance")
+        scores = {n: torch.zeros_like(params[n]) for n in names}
+        for loss in losses(model):
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+            for n in names:
+                scores[n] += params[n].grad.abs()
+        model.zero_grad(set_to_none=True)
+    elif how == "magnitude":
+        scores = {n: -params[n].detach().abs() for n in names}
+    else:
+        scores = {n: torch.rand_like(params[n]) for n in names}
+    model.sparse_masks = {}
+    for n in names:
+        k = max(1, round(cfg["ratio"] * scores[n].numel()))
+        mask = torch.zeros(scores[n].numel(), dtype=torch.bool, device=params[n].device)
+        mask[scores[n].flatten().topk(k).indices] = True
+        mask = mask.view_as(params[n])
+        params[n].register_hook(lambda grad, mask=mask: grad * mask)
+        model.sparse_masks[n] = mask
+    return model, expected
+
+
+ATTENTION_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+MLP_PROJECTIONS = ["gate_proj", "up_proj", "down_proj"]
+ALL_PROJECTIONS = ATTENTION_PROJECTIONS + MLP_PROJECTIONS
+
+
 METHODS: dict[str, Callable] = {
-    "lora": _lora(use_dora=False),
-    "dora": _lora(use_dora=True),
+    "lora": _peft(_lora_config()),
+    "dora": _peft(_lora_config(use_dora=True)),
+    "pissa": _peft(_lora_config(init="pissa")),  # LoRA started from the principal singular vectors
+    "vera": _peft(_vera_config),
+    "oft": _peft(_oft_config),
+    "ia3": _peft(_ia3_config),
+    "prompt": _prompt_tuning,
+    "adapter": _bottleneck_adapter,
+    "attention": _projections(ATTENTION_PROJECTIONS),
+    "mlp_gate_up": _projections(["gate_proj", "up_proj"]),  # down_proj frozen
+    "sparse": _sparse,
     "full": _selective("full"),
     "top": _selective("top"),
     "last": _selective("last"),
     "projector": _selective("projector"),
 }
 # Kinds whose result is a small adapter (kept always); the others change base weights.
-ADAPTER_KINDS = {"lora", "dora"}
+ADAPTER_KINDS = {"lora", "dora", "vera", "oft", "ia3", "prompt"}  # PiSSA is saved merged: it rewrites base weights
 
 
-def apply(model, fam: Family, cfg: dict):
-    """Returns (model, expected trainable names) after checking that they agree."""
+# Whose tuned model has exactly the base model's parameters (adapters merged): what WiSE-FT can
+# interpolate with the base. Prompt tuning and the bottleneck adapter add parameters instead.
+INTERPOLABLE = set(METHODS) - {"prompt", "adapter"}
+
+
+def settings_problems(cfg: dict) -> list[str]:
+    """What in a method's settings cannot work, as (key: problem) lines."""
+    problems = []
+    if cfg["kind"] not in METHODS:
+        problems.append(f"kind: unknown method kind {cfg['kind']!r}; known: {sorted(METHODS)}")
+    if cfg["kind"] == "sparse":
+        if "ratio" not in cfg:
+            problems.append("ratio: required for a sparse method (the fraction of entries trained)")
+        if cfg.get("weight_decay", 0) > 0:
+            problems.append("weight_decay: must be 0 for a sparse method (decay would move masked entries)")
+    if "wise_alpha" in cfg and cfg["kind"] not in INTERPOLABLE:
+        problems.append(f"wise_alpha: WiSE-FT needs a method whose tuned model has the base model's parameters; "
+                        f"{cfg['kind']!r} adds its own")
+    return problems
+
+
+def apply(model, fam: Family, cfg: dict, losses=None):
+    """Returns (model, expected trainable names) after checking that they agree. `losses(model)`,
+    when given, yields the tuning loss on a few batches (for importance measured before tuning)."""
+    problems = settings_problems(cfg)
+    if problems:
+        raise ValueError(f"method {cfg['kind']!r}: " + "; ".join(problems))
     kind = cfg["kind"]
-    if kind not in METHODS:
-        raise KeyError(f"unknown method kind {kind!r}; known: {sorted(METHODS)}")
-    model, expected = METHODS[kind](model, fam, cfg)
+    model, expected = METHODS[kind](model, fam, cfg, losses)
     check_trainable(model, expected, kind)
     return model, expected
 
@@ -120,6 +277,9 @@ def check_trainable(model, expected: set[str], kind: str) -> None:
 
 
 def parameter_counts(model) -> dict:
-    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    # A sparse method trains only its masks' entries of each tensor.
+    masks = getattr(model, "sparse_masks", {})
+    trainable = {n: int(masks[n].sum()) if n in masks else p.numel()
+                 for n, p in model.named_parameters() if p.requires_grad}
     total = sum(p.numel() for p in model.parameters())
     return {"trainable_params": sum(trainable.values()), "total_params": total, "trainable": trainable}

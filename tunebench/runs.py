@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import datasets, methods, modeling, models, prediction, progress, training, world
-from .config import method_settings
+from .config import method_settings, training_settings
 from .files import atomic_write, read_json, write_json, write_jsonl, write_text
 from .provenance import environment
 
@@ -61,25 +62,35 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
     selected weights as one safetensors file), then `run_path` (run.json), last: its presence
     means the run finished. A diverged run writes no tensors: an empty placeholder stands at
     `tuned_path` and run.json says at which step the loss stopped being finite."""
-    settings = method_settings(config, method, model_name)
+    settings = training_settings(config, method, model_name)
     spec = config["models"][model_name]
     fam = models.family(spec["family"])
     training.seed_everything(seed)
     model, processor = load_base(spec, base_dir, training=True)
-    model, expected = methods.apply(model, fam, settings)
+    pad_id = processor.tokenizer.pad_token_id
     train = datasets.read_split(train_path)
     if "steps" not in settings:  # given in epochs (the paper's 3): passes over this train split
         settings["steps"] = math.ceil(settings["epochs"] * len(train) / settings["batch_size"])
     parts = {dataset: training.encode(train, processor, True)}
-    mix = {dataset: 1.0 - settings.get("replay", 0.0)}
-    if settings.get("replay", 0.0) > 0:
-        mix["replay"] = settings["replay"]
+    mix = tuning_mix(settings, dataset)
+    if "replay" in mix:
         replay = [r for rs in _records(replay_paths).values() for r in rs]
         # Encode only as many upstream rows as the run can draw: encoding dominates short runs.
         per_batch = training.batch_counts(mix, settings["batch_size"])["replay"]
         replay = random.Random(seed).sample(replay, min(len(replay), per_batch * settings["steps"]))
         parts["replay"] = training.encode(replay, processor, True)
     data, pools = training.concat(parts)
+
+    def probe_losses(model):
+        """The tuning loss on a few batches of the tuning mix, drawn apart from the tuning batches."""
+        probe = training.Batches(pools, [training.Phase(settings.get("mask_batches", 4), mix)],
+                                 settings["batch_size"], seed + 1)
+        for indices in probe:
+            batch = training.collate(data, indices, pad_id)
+            labels = batch.pop("labels")
+            yield training.batch_loss(model, batch, labels)
+
+    model, expected = methods.apply(model, fam, settings, probe_losses)
     batches = training.Batches(pools, [training.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     run_dir = Path(run_path).parent
     checkpoint = training.checkpoint_path(run_dir)
@@ -88,7 +99,7 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
     counts = methods.parameter_counts(model)
     diverged = None
     try:
-        stats = training.train(model, data, batches, processor.tokenizer.pad_token_id, settings["lr"],
+        stats = training.train(model, data, batches, pad_id, settings["lr"],
                                settings.get("warmup", 0), run_dir / "train_log.jsonl",
                                max_grad_norm=settings.get("max_grad_norm", 1.0),
                                weight_decay=settings.get("weight_decay", 0.0),
@@ -116,11 +127,23 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
                   f"{counts['trainable_params']:,} trainable parameters, {result}")
 
 
+def tuning_mix(settings: dict, dataset: str) -> dict[str, float]:
+    """Each tuning batch's pools: the downstream set and, with `replay`, that fraction of upstream data."""
+    replay = settings.get("replay", 0.0)
+    return {dataset: 1.0 - replay, "replay": replay} if replay > 0 else {dataset: 1.0}
+
+
 def save_tuned(model, trained: set[str], path: Path, placeholder: bool = False) -> None:
     """Adapters in peft's format (a directory); selective methods as the tensors they changed (one
     file; the base is kept once). Both appear under their final name only when complete.
-    `placeholder` writes an empty one instead (a diverged run has no tensors worth keeping)."""
+    `placeholder` writes an empty one instead (a diverged run has no tensors worth keeping).
+    An adapter whose initialisation rewrote base weights (PiSSA) is saved merged, as the weights it
+    changed, since its adapter alone would not apply to the saved base."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    rewrote_base = isinstance(getattr(getattr(model, "peft_config", {}).get("default"), "init_lora_weights", None), str)
+    if rewrote_base and not placeholder:
+        changed = {re.sub(r"^base_model\.model\.|\.lora_[AB]\..*$", "", n) + ".weight" for n in trained}
+        model, trained = model.merge_and_unload(), changed
     if hasattr(model, "peft_config"):  # a peft-wrapped model saves its adapter alone
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -146,28 +169,51 @@ def load_base(spec: dict, base: str | Path, training: bool = False):
                          trust_remote_code=spec.get("trust_remote_code", False))
 
 
-def load_tuned(spec: dict, base: str | Path, tuned: Path | None):
+def load_tuned(spec: dict, base: str | Path, tuned: Path | None, settings: dict | None = None):
+    """The base model with a tuned run applied. `settings` (the method's) re-creates modules the
+    method added and, with `wise_alpha`, interpolates base and tuned weights (WiSE-FT)."""
     model, processor = load_base(spec, base)
     if tuned is None:
         return model, processor
+    settings = settings or {}
+    alpha = settings.get("wise_alpha")
+    base_state = {n: t.clone() for n, t in model.state_dict().items()} if alpha is not None else None
     tuned = Path(tuned)
     if tuned.is_dir():
         from peft import PeftModel
 
-        # Merged, so generation runs at the base model's speed.
-        return PeftModel.from_pretrained(model, tuned).merge_and_unload(), processor
-    weights = load_file(str(tuned))
-    missing = set(weights) - set(model.state_dict())
-    if missing:
-        raise KeyError(f"{tuned}: tensors not in the base model: {sorted(missing)[:5]}")
-    model.load_state_dict(weights, strict=False)
+        model = PeftModel.from_pretrained(model, tuned)
+        if not model.peft_config["default"].is_prompt_learning:
+            model = model.merge_and_unload()  # merged, so generation runs at the base model's speed
+    else:
+        if settings:
+            methods.attach_modules(model, models.family(spec["family"]), settings)
+        weights = load_file(str(tuned))
+        missing = set(weights) - set(model.state_dict())
+        if missing:
+            raise KeyError(f"{tuned}: tensors not in the base model: {sorted(missing)[:5]}")
+        model.load_state_dict(weights, strict=False)
+    if alpha is not None:
+        wise(model, base_state, alpha)
     return model, processor
+
+
+@torch.no_grad()
+def wise(model, base: dict[str, torch.Tensor], alpha: float) -> None:
+    """WiSE-FT: every weight becomes (1 - alpha) base + alpha tuned (lerp is exact at 0 and 1)."""
+    state = model.state_dict()
+    if set(state) != set(base):
+        raise KeyError(f"WiSE-FT: the tuned model's tensors differ from the base model's: "
+                       f"{sorted(set(state) ^ set(base))[:5]}")
+    for name, tensor in state.items():
+        if tensor.is_floating_point():
+            tensor.copy_(torch.lerp(base[name], tensor, alpha))
 
 
 # ---- prediction -----------------------------------------------------------------------------
 
-def predict(config: dict, model_name: str, base_dir: Path, tuned: Path | None, run_path: Path | None,
-            test_paths: dict[str, Path], outputs: dict[str, Path]) -> None:
+def predict(config: dict, model_name: str, method: str | None, base_dir: Path, tuned: Path | None,
+            run_path: Path | None, test_paths: dict[str, Path], outputs: dict[str, Path]) -> None:
     """Greedy answers of the base model (`tuned` None) or a tuned one. A diverged run gets empty
     predictions files: there is no model to ask, and scoring reports it from run.json."""
     run = "/".join(Path(run_path).parent.parts[-4:]) if run_path else f"{model_name}/zero-shot/{Path(base_dir).name}"
@@ -177,7 +223,8 @@ def predict(config: dict, model_name: str, base_dir: Path, tuned: Path | None, r
         progress.done(f"predict {run}", "no answers: the run diverged")
         return
     spec = config["models"][model_name]
-    model, processor = load_tuned(spec, base_dir, tuned)
+    settings = method_settings(config, method, model_name) if tuned is not None else None
+    model, processor = load_tuned(spec, base_dir, tuned, settings)
     if torch.cuda.is_available():
         model.to("cuda")
     batch_size = spec.get("predict_batch_size", 64)

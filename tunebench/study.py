@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import aggregation, datasets, paths, progress, provenance, report
 from .files import read_json, read_jsonl, write_json
-from .config import method_settings, primary_metric, scale
+from .config import method_settings, primary_metric, scale, tune_method
 from .metrics import Sample, score
 
 
@@ -111,12 +111,20 @@ def _table_provenance(config: dict, model_name: str, cells: list[dict], cell_pat
     }
 
 
+def table_caption(config: dict, model_name: str, cells: list[dict]) -> str:
+    replay = config["tuning"].get("replay", 0)
+    others = [f"{c['method']} {c['settings'].get('replay', 0):.0%}" for c in cells
+              if c["settings"].get("replay", 0) != replay]
+    return (f"{config['study']} study, {model_name}: mean ± std over seeds {config['seeds']}. "
+            f"E on each downstream set's primary metric, F over upstream sets {config['upstream']}. "
+            + (f"Every tuning batch mixes in {replay:.0%} upstream replay (a forgetting mitigation)" if replay
+               else "No upstream replay")
+            + (f", except: {', '.join(dict.fromkeys(others))}." if others else "."))
+
+
 def tables(config: dict, model_name: str, cell_paths: list[Path], outputs: dict[str, Path]) -> None:
     cells = [read_json(p) for p in cell_paths]
-    replay = config["tuning"].get("replay", 0)
-    caption = (f"{config['study']} study, {model_name}: mean ± std over seeds {config['seeds']}. "
-               f"E on each downstream set's primary metric, F over upstream sets {config['upstream']}. "
-               + (f"Every tuning batch mixes in {replay:.0%} upstream replay (a forgetting mitigation)." if replay else ""))
+    caption = table_caption(config, model_name, cells)
     written = aggregation.write_tables(cells, Path(outputs["md"]).with_suffix(""), caption)
     aggregation.plot_tradeoff(cells, Path(outputs["plot"]), f"{config['study']}: {model_name}")
     write_json(_table_provenance(config, model_name, cells, cell_paths), outputs["provenance"])
@@ -127,7 +135,8 @@ def figures(config: dict, model_name: str, cell_paths: list[Path], outputs: dict
     """The report's own figures and the per-cell page."""
     cells = [read_json(p) for p in cell_paths]
     root = paths.results_dir(config)
-    logs = {(c["method"], c["dataset"]): {seed: Path(paths.tune_dir(root, model_name, c["method"], c["dataset"], seed))
+    logs = {(c["method"], c["dataset"]): {seed: Path(paths.tune_dir(root, model_name, tune_method(config, c["method"]),
+                                                                     c["dataset"], seed))
                                           / "train_log.jsonl" for seed in config["seeds"]} for c in cells}
     title = f"{config['study']}: {model_name}"
     report.score_bars(cells, Path(outputs["scores"]), title)

@@ -161,6 +161,11 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return ((token_loss * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
 
 
+def batch_loss(model, batch: dict, labels: torch.Tensor) -> torch.Tensor:
+    # Prompt tuning prepends virtual tokens: the logits of the real tokens are the last ones.
+    return per_sample_loss(model(**batch).logits[:, -labels.shape[1]:], labels)
+
+
 @dataclass(frozen=True)
 class Phase:
     """`steps` steps drawing each batch from pools in fixed proportions (pool name -> fraction)."""
@@ -346,7 +351,7 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
             mine = indices[accelerator.process_index::accelerator.num_processes]
             batch = {k: v.to(accelerator.device) for k, v in collate(data, mine, pad_id).items()}
             labels = batch.pop("labels")
-            loss = per_sample_loss(model(**batch).logits, labels)
+            loss = batch_loss(model, batch, labels)
             # The mean over processes: every process sees the same value, so all stop together.
             global_loss = accelerator.reduce(loss.detach(), "mean").item()
             if not math.isfinite(global_loss):

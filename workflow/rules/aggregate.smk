@@ -8,7 +8,7 @@ rule cell:
     input:
         base_scores=lambda w: [p for seed in SEEDS for p in zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)],
         tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
-        runs=expand(run_json("{{model}}", "{{method}}", "{{dataset}}", "{seed}"), seed=SEEDS),
+        runs=lambda w: [run_json(w.model, w.method, w.dataset, s) for s in SEEDS],
         base=lambda w: [path for seed in SEEDS for path in [base_input(w.model, seed)] if path],
         data=cell_data,
     output:

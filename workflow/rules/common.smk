@@ -1,14 +1,16 @@
 import json
+import re
 from functools import partial
 
 from tunebench import paths
-from tunebench.config import eval_sets, method_settings
+from tunebench.config import eval_sets, method_settings, training_settings, tune_method, tuned_methods
 from tunebench.fingerprint import code_fingerprint
 from tunebench.methods import ADAPTER_KINDS
 
 R = paths.results_dir(config)
 MODELS = list(config["models"])
 METHODS = list(config["methods"])
+TUNED = tuned_methods(config)  # methods that own a tuning run (WiSE-FT alphas share one)
 UPSTREAM = list(config["upstream"])
 DOWNSTREAM = list(config["downstream"])
 SEEDS = list(config["seeds"])
@@ -22,7 +24,7 @@ def canonical(settings):
 
 
 def one_of(names):
-    return "|".join(names) or "(?!)"  # no names: match nothing
+    return "|".join(map(re.escape, names)) or "(?!)"  # no names: match nothing
 
 
 def models_from(source):
@@ -61,13 +63,15 @@ WEIGHTS_FILE = "tuned_weights.safetensors"
 
 
 def tuned_path(model, method, dataset, seed):
-    """A run's tuned tensors: its adapter directory, or the file of the weights it changed."""
-    return f"{tune_dir(model, method, dataset, seed)}/{ADAPTER_DIR if method in ADAPTER_METHODS else WEIGHTS_FILE}"
+    """A method's tuned tensors: its adapter directory, or the file of the weights it changed (a
+    WiSE-FT alpha's are those of the run it shares)."""
+    run = tune_method(config, method)
+    return f"{tune_dir(model, run, dataset, seed)}/{ADAPTER_DIR if run in ADAPTER_METHODS else WEIGHTS_FILE}"
 
 
 def run_json(model, method, dataset, seed):
     """What a tuning run did; written last, so it marks a finished run."""
-    return f"{tune_dir(model, method, dataset, seed)}/run.json"
+    return f"{tune_dir(model, tune_method(config, method), dataset, seed)}/run.json"
 
 
 def zeroshot_scores(model, seed, datasets):

@@ -24,7 +24,7 @@ rule predict_tuned:
     input:
         base=lambda w: base_input(w.model, w.seed),
         tuned=lambda w: tuned_path(w.model, w.method, w.dataset, w.seed),
-        run=run_json("{model}", "{method}", "{dataset}", "{seed}"),
+        run=lambda w: run_json(w.model, w.method, w.dataset, w.seed),
         tests=lambda w: [data(name, "test") for name in [w.dataset] + UPSTREAM],
     output:
         f"{R}/predictions/{{model}}/{{method}}/{{dataset}}/seed{{seed}}/{{dataset}}.jsonl",
@@ -35,6 +35,8 @@ rule predict_tuned:
         base=lambda w: base_location(w.model, w.seed),
         eval_sets=lambda w: [w.dataset] + UPSTREAM,
         code=code_fingerprint("predict"),
+        # Prediction depends on the method's settings (wise_alpha) as well as on the tuned run.
+        settings=lambda w: canonical(method_settings(config, w.method, w.model)),
     threads: 1
     script:
         "../scripts/predict.py"

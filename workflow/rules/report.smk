@@ -6,7 +6,7 @@ rule figures:
     training loss of every cell, and every cell's costs and provenance."""
     input:
         cells=lambda w: [cell_path(w.model, m, d) for m in METHODS for d in DOWNSTREAM],
-        runs=lambda w: [run_json(w.model, m, d, s) for m in METHODS for d in DOWNSTREAM for s in SEEDS],
+        runs=lambda w: sorted({run_json(w.model, m, d, s) for m in METHODS for d in DOWNSTREAM for s in SEEDS}),
     output:
         scores=report(FIGURES["scores"], caption="../report/scores.rst", category="Scores",
                       labels={"model": "{model}"}),

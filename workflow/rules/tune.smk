@@ -1,5 +1,5 @@
 def replay_inputs(w):
-    if method_settings(config, w.method, w.model).get("replay", 0) > 0:
+    if training_settings(config, w.method, w.model).get("replay", 0) > 0:
         return [data(name, "train") for name in UPSTREAM]
     return []
 
@@ -22,13 +22,13 @@ rule tune:
         tuned=directory(f"{RUN}/{ADAPTER_DIR}"),
         run=f"{RUN}/run.json",
     wildcard_constraints:
-        method=one_of(ADAPTER_METHODS),
+        method=one_of([m for m in ADAPTER_METHODS if m in TUNED]),
     benchmark:
         f"{R}/benchmarks/tune/{{model}}.{{method}}.{{dataset}}.seed{{seed}}.tsv"
     params:
         base=lambda w: base_location(w.model, w.seed),
         # Only this method's settings: changing one method reruns only its cells.
-        settings=lambda w: canonical(method_settings(config, w.method, w.model)),
+        settings=lambda w: canonical(training_settings(config, w.method, w.model)),
         upstream=UPSTREAM,
         code=code_fingerprint("tune"),
     threads: 1
@@ -41,4 +41,4 @@ use rule tune as tune_weights with:
         tuned=TUNED_WEIGHTS if config["keep_tuned_weights"] else temp(TUNED_WEIGHTS),
         run=f"{RUN}/run.json",
     wildcard_constraints:
-        method=one_of(WEIGHT_METHODS),
+        method=one_of([m for m in WEIGHT_METHODS if m in TUNED]),

@@ -6,6 +6,7 @@ torch.set_num_threads(snakemake.threads)
 runs.predict(
     snakemake.config,
     snakemake.wildcards.model,
+    snakemake.wildcards.get("method"),
     snakemake.params.base,
     snakemake.input.get("tuned"),
     snakemake.input.get("run") or None,
