@@ -34,6 +34,7 @@ localrules:
     score,
     cell,
     tables,
+    figures,
 
 
 rule all:

@@ -18,13 +18,18 @@ import polars as pl
 import pytest
 import yaml
 
-from workflow_helpers import ROOT, SMALL
+from workflow_helpers import ROOT, SMALL, planned_jobs
 
-# The model jobs of the small study; prepare, score, cell and tables are localrules.
-CLUSTER_JOBS = {"pretrain": 1, "predict_zeroshot": 1, "tune": 2, "predict_tuned": 2}
+# The model jobs of the small study (one seed): pretraining, zero-shot prediction on each of the 4 test
+# sets, one tuning per method on big_count (`lora` by `tune`; `last` and the diverging `boom` by
+# `tune_weights`) and its predictions.
+CLUSTER_JOBS = {"pretrain": 1, "predict_zeroshot": 4, "tune": 1, "tune_weights": 2, "predict_tuned": 3}
+TUNE_RULES = ("tune", "tune_weights")
+# The rest run on the submit host: the Snakefile's `localrules`.
+LIGHT_RULES = {"all", "prepare", "score", "cell", "tables", "figures"}
 # The test cluster has no GPU and little memory: override the profile's requests (the README's recipe).
-TEST_CLUSTER_RESOURCES = ["pretrain:gpu=0", "predict_zeroshot:gpu=0", "predict_tuned:gpu=0", "tune:gpu=0",
-                          "tune:mem_mb=1500", "tune:runtime=10"]
+TEST_CLUSTER_RESOURCES = [*(f"{rule}:gpu=0" for rule in CLUSTER_JOBS),
+                          *(f"{rule}:{setting}" for rule in TUNE_RULES for setting in ("mem_mb=1500", "runtime=10"))]
 
 
 def cluster_answers() -> bool:
@@ -59,15 +64,26 @@ def completed_jobs(log_path: str, name_prefix: str) -> dict[str, dict]:
     return {r["JobId"]: r for r in records if r.get("Name", "").startswith(name_prefix)}
 
 
+def localrules() -> set[str]:
+    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", (ROOT / "Snakefile").read_text(), re.M)
+    return set(re.findall(r"\w+", block.group(1)))
+
+
 def test_the_slurm_profile_asks_a_gpu_for_every_model_job(tmp_path):
-    """The profile's set-resources name the workflow's model rules (a renamed rule would lose its GPU)."""
+    """The profile's set-resources name the workflow's model rules, and every other rule is a localrule
+    (a renamed or new rule would lose its GPU, or go to SLURM with the default resources)."""
     profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
     cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(tmp_path), "--configfile", str(SMALL), "-n"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
-    planned = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s*resources: (.*)$", done.stdout + done.stderr, re.M)
+    output = done.stdout + done.stderr
+    planned = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s*resources: (.*)$", output, re.M)
     gpu_rules = {rule for rule, resources in planned if "gpu=1" in resources.split(", ")}
     assert gpu_rules == set(CLUSTER_JOBS) == set(profile["set-resources"])
+    assert Counter(rule for rule, _ in planned_jobs(output) if rule not in LIGHT_RULES) == CLUSTER_JOBS
+    assert localrules() == LIGHT_RULES
+    # Every model rule gets the whole scheme: GPU, CPUs, memory and time limit.
+    assert all(set(r) == {"gpu", "cpus_per_task", "mem_mb", "runtime"} for r in profile["set-resources"].values())
     assert profile["executor"] == "slurm" and profile["keep-going"] and profile["retries"] > 0
 
 
@@ -84,22 +100,25 @@ def test_the_small_study_runs_as_slurm_jobs_and_gives_the_local_results(job_comp
     # What Snakemake says it submitted: SLURM job id -> rule (from the job's SLURM log path).
     submitted = dict(re.findall(r"SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/", output))
     assert Counter(submitted.values()) == CLUSTER_JOBS, output[-8000:]
-    # What SLURM recorded: exactly those jobs, each completed with exit code 0.
+    # What SLURM recorded: exactly those jobs, each completed with exit code 0 (the diverging run too).
     records = completed_jobs(job_completion_log, prefix)
     assert set(records) == set(submitted)
     assert {(r["JobState"], r["ExitCode"]) for r in records.values()} == {("COMPLETED", "0:0")}
-    # Per-rule resources reached SLURM: the tune override (memory, minutes), the profile's default for the rest.
+    # Per-rule resources reached SLURM: the tunings' override (memory, minutes), the default for the rest.
     memory = {job: re.search(r"mem=(\d+)M", records[job]["Tres"]).group(1) for job in submitted}
-    assert {memory[job] for job, rule in submitted.items() if rule == "tune"} == {"1500"}
-    assert {memory[job] for job, rule in submitted.items() if rule != "tune"} == {"4000"}
-    assert {records[job]["TimeLimit"] for job, rule in submitted.items() if rule == "tune"} == {"10"}
+    time_limit = {job: records[job]["TimeLimit"] for job in submitted}
+    tunings = {job for job, rule in submitted.items() if rule in TUNE_RULES}
+    assert {memory[job] for job in tunings} == {"1500"} and {time_limit[job] for job in tunings} == {"10"}
+    others = set(submitted) - tunings
+    assert {memory[job] for job in others} == {"4000"} and {time_limit[job] for job in others} == {"30"}
 
     # Same seed, same results as the local run: the table (but for wall time), every loss and every answer.
     _, local = study
     on_slurm = tmp_path / "results" / "small"
     assert table_without_timing(on_slurm) == table_without_timing(local)
-    assert losses(on_slurm) == losses(local) and len(losses(local)) == 3  # pretrain + 2 tunings
-    assert predictions(on_slurm) == predictions(local)
+    assert losses(on_slurm) == losses(local) and len(losses(local)) == 4  # pretrain + 3 tunings
+    # 4 zero-shot + 3 tunings x 4 sets (boom's are empty: it diverged)
+    assert predictions(on_slurm) == predictions(local) and len(predictions(local)) == 16
 
 
 def table_without_timing(results: Path) -> list[dict]:
