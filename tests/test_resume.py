@@ -35,7 +35,8 @@ def inputs(tmp_path_factory, tiny_records):
     model, processor = build_tiny(tiny_records)
     modeling.save(model, processor, root / "base")
     entry = {"source": "synthetic", "task": "big_count_choice", "metric": "choice_accuracy", "train_images": 40}
-    datasets.write_split(datasets.prepare("big_count", entry, "train", 0), root / "train.parquet")
+    frame, _manifest = datasets.prepare("big_count", entry, "train", 0)
+    datasets.write_split(frame, root / "train.parquet")
     return root
 
 
