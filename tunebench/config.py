@@ -185,11 +185,6 @@ def tune_method(config: dict, method: str) -> str:
     return next(m for m in config["methods"] if training_settings(config, m) == mine)
 
 
-def tuned_methods(config: dict) -> list[str]:
-    """The methods that own a tuning run."""
-    return [m for m in config["methods"] if tune_method(config, m) == m]
-
-
 def primary_metric(config: dict, dataset: str) -> str:
     entry = config["datasets"][dataset]
     return entry.get("primary", PRIMARY[entry["metric"]])

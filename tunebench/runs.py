@@ -109,8 +109,6 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
                                checkpoint=checkpoint, checkpoint_every=config["checkpoint_every"])
     except training.Diverged as err:
         diverged = {"step": err.step, "reason": str(err)}
-        print(f"tune {model_name}/{method}/{dataset} seed {seed}: DIVERGED at step {err.step} ({err}); "
-              "its cell is reported as missing")
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}
     # The trainable set is checked again after training: nothing may have been unfrozen on the way.
     methods.check_trainable(model, expected, settings["kind"])
@@ -121,7 +119,8 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
                     "trainable": counts["trainable"], "diverged": diverged, **stats,
                     "environment": environment()}, run_path)
         checkpoint.unlink(missing_ok=True)
-    result = (f"DIVERGED at step {diverged['step']}" if diverged else
+    result = (f"DIVERGED at step {diverged['step']} ({diverged['reason']}); its cell is reported as missing"
+              if diverged else
               f"{stats['steps']} steps, final loss {stats['final_loss']:.3f}, peak {stats['peak_memory_mb']:.0f} MB")
     progress.done(f"tune {model_name}/{method}/{dataset} seed {seed}",
                   f"{counts['trainable_params']:,} trainable parameters, {result}")

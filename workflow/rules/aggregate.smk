@@ -9,7 +9,7 @@ rule cell:
         base_scores=lambda w: [p for seed in SEEDS for p in zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)],
         tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
         runs=lambda w: [run_json(w.model, w.method, w.dataset, s) for s in SEEDS],
-        base=lambda w: [path for seed in SEEDS for path in [base_input(w.model, seed)] if path],
+        base=lambda w: [path for seed in SEEDS for path in base_input(w.model, seed)],
         data=cell_data,
     output:
         cell_path("{model}", "{method}", "{dataset}"),

@@ -3,19 +3,21 @@ import re
 from functools import partial
 
 from tunebench import paths
-from tunebench.config import eval_sets, method_settings, training_settings, tune_method, tuned_methods
+from tunebench.config import eval_sets, method_settings, training_settings, tune_method
 from tunebench.fingerprint import code_fingerprint
 from tunebench.methods import ADAPTER_KINDS
 
 R = paths.results_dir(config)
 MODELS = list(config["models"])
 METHODS = list(config["methods"])
-TUNED = tuned_methods(config)  # methods that own a tuning run (WiSE-FT alphas share one)
+# The run each method predicts from: its own, or the one it shares (WiSE-FT alphas share one).
+RUN_OF = {m: tune_method(config, m) for m in METHODS}
 UPSTREAM = list(config["upstream"])
 DOWNSTREAM = list(config["downstream"])
 SEEDS = list(config["seeds"])
-ADAPTER_METHODS = [m for m in METHODS if config["methods"][m]["kind"] in ADAPTER_KINDS]
-WEIGHT_METHODS = [m for m in METHODS if m not in ADAPTER_METHODS]
+# The methods that own a tuning run, by what it saves: an adapter, or the weights it changed.
+ADAPTER_RUNS = [m for m in dict.fromkeys(RUN_OF.values()) if config["methods"][m]["kind"] in ADAPTER_KINDS]
+WEIGHT_RUNS = [m for m in dict.fromkeys(RUN_OF.values()) if m not in ADAPTER_RUNS]
 
 
 def canonical(settings):
@@ -49,7 +51,7 @@ cell_path = partial(paths.cell_path, R)
 def base_input(model, seed):
     """The base model a job needs as a file: the embedded model is built by the workflow; an hf
     model is read from its path by the job itself (so planning never touches the network)."""
-    return base_dir(model, seed) if config["models"][model]["source"] == "embedded" else []
+    return [base_dir(model, seed)] if config["models"][model]["source"] == "embedded" else []
 
 
 def base_location(model, seed):
@@ -65,18 +67,18 @@ WEIGHTS_FILE = "tuned_weights.safetensors"
 def tuned_path(model, method, dataset, seed):
     """A method's tuned tensors: its adapter directory, or the file of the weights it changed (a
     WiSE-FT alpha's are those of the run it shares)."""
-    run = tune_method(config, method)
-    return f"{tune_dir(model, run, dataset, seed)}/{ADAPTER_DIR if run in ADAPTER_METHODS else WEIGHTS_FILE}"
+    run = RUN_OF[method]
+    return f"{tune_dir(model, run, dataset, seed)}/{ADAPTER_DIR if run in ADAPTER_RUNS else WEIGHTS_FILE}"
 
 
 def run_json(model, method, dataset, seed):
     """What a tuning run did; written last, so it marks a finished run."""
-    return f"{tune_dir(model, tune_method(config, method), dataset, seed)}/run.json"
+    return f"{tune_dir(model, RUN_OF[method], dataset, seed)}/run.json"
 
 
 def zeroshot_scores(model, seed, datasets):
     """Zero-shot runs are zeroshot/<eval set>, one per set: adding a dataset evaluates the base model on that set alone."""
-    return [f"{R}/scores/{model}/zeroshot/{name}/seed{seed}.json" for name in datasets]
+    return [paths.scores_path(R, model, "zeroshot", name, seed) for name in datasets]
 
 
 def all_outputs():

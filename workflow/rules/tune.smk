@@ -22,7 +22,7 @@ rule tune:
         tuned=directory(f"{RUN}/{ADAPTER_DIR}"),
         run=f"{RUN}/run.json",
     wildcard_constraints:
-        method=one_of([m for m in ADAPTER_METHODS if m in TUNED]),
+        method=one_of(ADAPTER_RUNS),
     benchmark:
         f"{R}/benchmarks/tune/{{model}}.{{method}}.{{dataset}}.seed{{seed}}.tsv"
     params:
@@ -41,4 +41,4 @@ use rule tune as tune_weights with:
         tuned=TUNED_WEIGHTS if config["keep_tuned_weights"] else temp(TUNED_WEIGHTS),
         run=f"{RUN}/run.json",
     wildcard_constraints:
-        method=one_of([m for m in WEIGHT_METHODS if m in TUNED]),
+        method=one_of(WEIGHT_RUNS),
