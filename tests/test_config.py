@@ -24,7 +24,7 @@ def test_the_default_config_is_valid(default):
     (lambda c: c["methods"]["lora"].update(rank=8), "config key methods.lora: Additional properties are not allowed ('rank'"),
     (lambda c: c["methods"]["lora"].update(kind="lorax"), "config key methods.lora.kind: unknown method kind 'lorax'"),
     (lambda c: c["upstream"].append("vqa_v9"), "config key upstream.4: unknown dataset 'vqa_v9'"),
-    (lambda c: c["datasets"]["big_any"].update(metric="bleu"), "config key datasets.big_any.metric: unknown metric 'bleu'"),
+    (lambda c: c["datasets"]["more_than_two"].update(metric="bleu"), "config key datasets.more_than_two.metric: unknown metric 'bleu'"),
     (lambda c: c["models"]["tiny_llava_ov"].update(family="vila9"), "config key models.tiny_llava_ov.family: unknown model family 'vila9'"),
     (lambda c: c.update(seeds="0"), "config key seeds: '0' is not of type 'array'"),
     (lambda c: c["downstream"].append("shapes_vqa"), "['shapes_vqa'] are in both"),

@@ -67,3 +67,11 @@ def test_length_grouping_keeps_the_samples_and_cuts_padding():
         assert sorted(i for b in plain[k:k + 4] for i in b) == sorted(i for b in regrouped[k:k + 4] for i in b)
     padding = lambda bs: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
     assert padding(regrouped) < padding(plain) / 2
+
+
+def test_the_embedded_tokenizer_gives_the_chat_roles_one_token_each(tiny_records):
+    records = [r for rs in tiny_records.values() for r in rs]
+    texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
+    tokenizer = modeling.train_tokenizer(texts, [], TINY_ARCH["vocab_size"])
+    for word in ["user", "assistant"]:
+        assert len(tokenizer(word, add_special_tokens=False)["input_ids"]) == 1, word

@@ -96,3 +96,23 @@ def test_any_big_forces_or_forbids_a_big_object():
     for _ in range(100):
         assert any(o.big for o in world.random_scene(rng, any_big=True).objects)
         assert not any(o.big for o in world.random_scene(rng, any_big=False).objects)
+
+
+def test_count_choice_letters_name_the_number_of_shapes():
+    rng = __import__("random").Random(0)
+    for _ in range(30):
+        scene = world.random_scene(rng)
+        (q,) = world.ask_count_choice(scene, rng)
+        assert q.choices == ["one", "two", "three"]
+        assert q.answers == ["ABC"[len(scene.objects) - 1]]
+
+
+def test_more_than_two_is_balanced_so_a_constant_answer_per_question_scores_chance():
+    records = world.generate("more_than_two", 400, seed=0, split="train")
+    for stem in ("Are there more than two shapes?", "Are there at most two shapes?"):
+        answers = [r["answers"][0] for r in records if r["question"].startswith(stem)]
+        assert 0.4 < answers.count("yes") / len(answers) < 0.6
+    pairs = {}
+    for r in records:
+        pairs.setdefault(r["image_id"], []).append(r["answers"][0])
+    assert all(sorted(a) == ["no", "yes"] for a in pairs.values())

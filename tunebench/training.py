@@ -7,6 +7,7 @@ short answers. Every run writes a step log (loss, lr, samples/s) beside its outp
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -28,7 +29,9 @@ from transformers import get_cosine_schedule_with_warmup
 from .files import atomic_write
 from .modeling import answer_text, prompt_text
 
-ENCODE_CHUNK = 256
+# Processors walk every image of a call once per image (LLaVA-OneVision's token expansion):
+# moderate chunks keep that cheap while still batching the image work.
+ENCODE_CHUNK = 64
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
@@ -90,12 +93,16 @@ def encode(records: list[dict], processor, with_targets: bool) -> Encoded:
     """Run the model's real processor once per record, in chunks (its image work dominates). The
     answer is written in the family's chat format, end-of-turn token included."""
     tokenizer = processor.tokenizer
+    # Rendering the chat template is slow and a set asks few distinct questions: render each once.
+    prompts = {q: prompt_text(processor, q) for q in {r["question"] for r in records}}
+    answers = functools.cache(lambda question, target: tokenizer(
+        answer_text(processor, question, target), add_special_tokens=False)["input_ids"])
     data = Encoded([], [], [], [])
     for start in range(0, len(records), ENCODE_CHUNK):
         chunk = records[start:start + ENCODE_CHUNK]
         batch = processor(
             images=[[load_image(r)] for r in chunk],
-            text=[prompt_text(processor, r["question"]) for r in chunk],
+            text=[prompts[r["question"]] for r in chunk],
             return_tensors="pt",
             padding=True,
         )
@@ -105,8 +112,7 @@ def encode(records: list[dict], processor, with_targets: bool) -> Encoded:
         for i, record in enumerate(chunk):
             keep = batch["attention_mask"][i].bool()
             prompt = batch["input_ids"][i][keep].tolist()
-            answer = tokenizer(answer_text(processor, record["question"], target_text(record)),
-                               add_special_tokens=False)["input_ids"] if with_targets else []
+            answer = answers(record["question"], target_text(record)) if with_targets else []
             data.input_ids.append(prompt + answer)
             data.prompt_lengths.append(len(prompt))
             data.token_inputs.append({k: batch[k][i][keep].tolist() + [0] * len(answer) for k in per_token})

@@ -2,9 +2,10 @@
 
 Scenes hold 1-3 objects on a 3x3 grid; each object has a distinct shape and colour and is big or
 small. Upstream tasks (what the base model is pretrained on) ask about colour and count and
-caption the scene; size is never named upstream. Downstream tasks ask about size: a new visual
-concept, answered with words the base model already uses (colours, letters, yes/no) so that the
-gain E measures a skill rather than learning a new answer vocabulary.
+caption the scene; size is never named upstream. Downstream tasks shift in the three ways the
+paper's do: a new visual concept (size), a new question type (a count threshold) and a new answer
+format (counts as option letters), answered with words the base model already uses (colours,
+letters, yes/no) so that the gain E measures a skill rather than a new answer vocabulary.
 
 Everything is a pure function of a seed, so a dataset is reproduced exactly from its config.
 """
@@ -207,6 +208,18 @@ def ask_big_any_pair(scene: Scene, rng: random.Random) -> list[Question]:
                                any(o.big for o in scene.objects), "size", rng)
 
 
+def ask_count_choice(scene: Scene, rng: random.Random) -> list[Question]:
+    """Multiple choice in a new answer format: upstream answers counts with a digit or yes/no."""
+    n = NUMBER_WORDS[len(scene.objects)]
+    return [_choice_question("How many shapes are there?", list(NUMBER_WORDS.values()), n)]
+
+
+def ask_more_than_two_pair(scene: Scene, rng: random.Random) -> list[Question]:
+    """Yes/no pair of a new question type: upstream asks 'only one shape?', never about two."""
+    return _complementary_pair("Are there more than two shapes?", "Are there at most two shapes?",
+                               len(scene.objects) > 2, "count", rng)
+
+
 @dataclass(frozen=True)
 class Task:
     ask: Callable[[Scene, random.Random], list[Question]]
@@ -216,6 +229,9 @@ class Task:
     # Half the scenes hold a big shape: with sizes drawn per object, ~70% would, and always
     # answering "yes, there is a big shape" would pass for skill.
     balance_any_big: bool = False
+    # Half the scenes hold three shapes: with 1-3 drawn uniformly, always answering "no, not more
+    # than two" would score 67%.
+    balance_three: bool = False
 
 
 TASKS: dict[str, Task] = {
@@ -226,6 +242,8 @@ TASKS: dict[str, Task] = {
     "big_colour": Task(ask_big_colour, "exact", n_min=2, one_big=True),
     "big_count_choice": Task(ask_big_count_choice, "choice"),
     "big_any": Task(ask_big_any_pair, "yesno", balance_any_big=True),
+    "count_choice": Task(ask_count_choice, "choice"),
+    "more_than_two": Task(ask_more_than_two_pair, "yesno", balance_three=True),
 }
 
 
@@ -236,7 +254,10 @@ def generate(task_name: str, n_images: int, seed: int, split: str) -> list[dict]
     records = []
     for i in range(n_images):
         any_big = rng.random() < 0.5 if task.balance_any_big else None
-        scene = random_scene(rng, n_min=task.n_min, one_big=task.one_big, any_big=any_big)
+        n_min, n_max = task.n_min, 3
+        if task.balance_three:
+            n_min, n_max = (3, 3) if rng.random() < 0.5 else (task.n_min, 2)
+        scene = random_scene(rng, n_min=n_min, n_max=n_max, one_big=task.one_big, any_big=any_big)
         png = render(scene, rng)
         image_id = f"{task_name}-{split}-{i}"
         for j, q in enumerate(task.ask(scene, rng)):
