@@ -164,13 +164,7 @@ def _train(model, processor, records, tmp_path, steps=3, **kwargs):
 
 def _probe_losses(processor, records):
     data = training.encode(records, processor, with_targets=True)
-
-    def losses(model):
-        for indices in ([0, 1, 2], [3, 4, 5]):
-            batch = training.collate(data, indices, processor.tokenizer.pad_token_id)
-            labels = batch.pop("labels")
-            yield training.batch_loss(model, batch, labels)
-    return losses
+    return training.losses_on(data, ([0, 1, 2], [3, 4, 5]), processor.tokenizer.pad_token_id)
 
 
 @pytest.mark.parametrize("mask", ["random", "magnitude", "gradient"])

@@ -116,12 +116,20 @@ def _oft_config(cfg: dict, scope):
 
 
 def _prompt_tuning(model, fam: Family, cfg: dict, losses=None):
-    """Trainable virtual tokens prepended to the input embeddings. LLaVA finds its image positions
-    by comparing embeddings with the image token's, so the prepended tokens leave them intact."""
+    """Trainable virtual tokens prepended to the input embeddings. LLaVA, Qwen2-VL and Idefics3 find
+    their image positions by comparing embeddings with the image token's, so the prepended tokens
+    leave them intact (Qwen2-VL then uses text positions: M-RoPE needs token ids)."""
     from peft import PromptTuningConfig, TaskType, get_peft_model
 
-    model = get_peft_model(model, PromptTuningConfig(task_type=TaskType.CAUSAL_LM,
-                                                     num_virtual_tokens=cfg.get("virtual_tokens", 8)))
+    if not fam.images_from_embeddings:
+        raise ValueError("prompt tuning passes the model input embeddings, and this family's model embeds its "
+                         "images only from token ids: it would tune without seeing the images")
+    # Sized from the family's language model: peft would look for a text_config, which a
+    # custom-code checkpoint (VILA) need not have.
+    text = model.get_submodule(fam.language_model).config
+    model = get_peft_model(model, PromptTuningConfig(
+        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.get("virtual_tokens", 8), token_dim=text.hidden_size,
+        num_layers=text.num_hidden_layers, num_attention_heads=text.num_attention_heads))
     return model, {n for n, _ in model.named_parameters() if n.startswith("prompt_encoder.")}
 
 

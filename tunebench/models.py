@@ -44,6 +44,10 @@ class Family:
     processor_class: str | None
     chat_template: str       # the family's chat format, used when the checkpoint has none
     remote_code: bool = False  # the model code ships with the checkpoint (needs trust_remote_code)
+    # Its forward finds the image positions in inputs_embeds (transformers' VLMs compare them with the
+    # image token's embedding), so prompt tuning, which passes embeddings instead of token ids, keeps
+    # the images. VILA's code embeds images only from input_ids.
+    images_from_embeddings: bool = True
 
 
 _QWEN2_VL = dict(
@@ -88,6 +92,7 @@ FAMILIES: dict[str, Family] = {
         processor_class=None,
         chat_template=QWEN_IMAGE_TEMPLATE,
         remote_code=True,
+        images_from_embeddings=False,
     ),
 }
 
