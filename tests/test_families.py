@@ -44,6 +44,7 @@ CHAT_FORMAT = {
     "qwen2_vl": ("<|im_start|>user\n<|vision_start|><|image_pad|>", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>"),
     "qwen2_5_vl": ("<|im_start|>user\n<|vision_start|><|image_pad|>", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>"),
     "idefics3": ("<|im_start|>User:<fake_token_around_image><global-img><image>", "<end_of_utterance>\nAssistant:", "<end_of_utterance>"),
+    "smolvlm": ("<|im_start|>User:<fake_token_around_image><global-img><image>", "<end_of_utterance>\nAssistant:", "<end_of_utterance>"),
     "vila": ("<|im_start|>user\n<|vision_start|><image>", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>"),
 }
 VILA_CODE = Path(__file__).parent / "tiny_vila" / "modeling_tiny_vila.py"
@@ -230,6 +231,14 @@ def test_hf_models_entries_are_checked():
     with pytest.raises(study_config.ConfigError, match="models.vila3b.path") as err:
         study_config.validate(config)
     assert "models.qwen.trust_remote_code" in str(err.value)
+
+
+def test_a_method_a_family_cannot_run_is_refused_when_the_config_is_read():
+    config = study_config.load("config/config.yaml")
+    config["models"]["vila3b"] = {"family": "vila", "source": "hf", "path": "some/vila", "trust_remote_code": True}
+    config["methods"]["prompt8"] = {"kind": "prompt", "virtual_tokens": 8, "lr": 1e-3}
+    with pytest.raises(study_config.ConfigError, match=r"methods\.prompt8\.kind: prompt tuning .* \(model 'vila3b'\)"):
+        study_config.validate(config)
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "idefics3"])

@@ -121,9 +121,6 @@ def _prompt_tuning(model, fam: Family, cfg: dict, losses=None):
     leave them intact (Qwen2-VL then uses text positions: M-RoPE needs token ids)."""
     from peft import PromptTuningConfig, TaskType, get_peft_model
 
-    if not fam.images_from_embeddings:
-        raise ValueError("prompt tuning passes the model input embeddings, and this family's model embeds its "
-                         "images only from token ids: it would tune without seeing the images")
     # Sized from the family's language model: peft would look for a text_config, which a
     # custom-code checkpoint (VILA) need not have.
     text = model.get_submodule(fam.language_model).config
@@ -257,10 +254,18 @@ def settings_problems(cfg: dict) -> list[str]:
     return problems
 
 
+def family_problems(cfg: dict, fam: Family) -> list[str]:
+    """What in a method's settings cannot work on a model of family `fam`, as (key: problem) lines."""
+    if cfg["kind"] == "prompt" and not fam.images_from_embeddings:
+        return ["kind: prompt tuning passes the model input embeddings, and this family's model embeds its "
+                "images only from token ids: it would tune without seeing the images"]
+    return []
+
+
 def apply(model, fam: Family, cfg: dict, losses=None):
     """Returns (model, expected trainable names) after checking that they agree. `losses(model)`,
     when given, yields the tuning loss on a few batches (for importance measured before tuning)."""
-    problems = settings_problems(cfg)
+    problems = settings_problems(cfg) + family_problems(cfg, fam)
     if problems:
         raise ValueError(f"method {cfg['kind']!r}: " + "; ".join(problems))
     kind = cfg["kind"]

@@ -81,6 +81,8 @@ FAMILIES: dict[str, Family] = {
     "qwen2_vl": Family(processor_class="Qwen2VLProcessor", **_QWEN2_VL),          # Qwen/Qwen2-VL-*-Instruct
     "qwen2_5_vl": Family(processor_class="Qwen2_5_VLProcessor", **_QWEN2_VL),     # Qwen/Qwen2.5-VL-*-Instruct
     "idefics3": Family(processor_class="Idefics3Processor", **_IDEFICS3),         # HuggingFaceM4/Idefics3-8B-Llama3
+    # HuggingFaceTB/SmolVLM2-*-Instruct (SmolVLM v1 checkpoints are model_type idefics3)
+    "smolvlm": Family(processor_class="SmolVLMProcessor", **_IDEFICS3),
     # VILA / NVILA (Efficient-Large-Model/*-hf-preview): custom code, LLaVA-style layout of
     # llava_arch.py (llm, vision_tower, mm_projector). Not checked against a real checkpoint here.
     "vila": Family(
