@@ -1,6 +1,7 @@
 """Every family x every method on a tiny random model of that family's exact architecture, saved
 with save_pretrained and loaded through the path a real checkpoint takes (modeling.load)."""
 
+import copy
 import json
 import shutil
 import sys
@@ -104,6 +105,24 @@ def load(family, path):
     return modeling.load(path, models.family(family), trust_remote_code=family == "vila")
 
 
+@pytest.fixture(scope="module")
+def loaded(checkpoints, records):
+    """Per family, loaded once: a copy of the model (tuning changes it), its processor, the encoded
+    records, a batch of the first two and the untuned model's logits on it."""
+    made = {}
+
+    def get(family):
+        if family not in made:
+            model, processor = load(family, checkpoints(family))
+            data = training.encode(records, processor, with_targets=True)
+            batch = training.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+            batch.pop("labels")
+            made[family] = model, processor, data, batch, _logits(model, batch)
+        model, *rest = made[family]
+        return copy.deepcopy(model), *rest
+    return get
+
+
 def _under(names, *prefixes) -> set[str]:
     return {n for n in names if any(n.startswith(p + ".") for p in prefixes)}
 
@@ -147,17 +166,13 @@ def _logits(model, batch):
 
 @pytest.mark.parametrize("kind", sorted(methods.METHODS))
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_method_trains_one_step_and_its_result_reloads(family, kind, checkpoints, records, tmp_path):
+def test_every_method_trains_one_step_and_its_result_reloads(family, kind, checkpoints, loaded, tmp_path):
     assert kind in METHODS, f"method kind {kind!r} has no settings here: add them to METHODS in {__file__}"
     fam = models.family(family)
     settings = {"kind": kind, **METHODS[kind]}
-    model, processor = load(family, checkpoints(family))
+    model, processor, data, batch, untuned = loaded(family)
     pad_id = processor.tokenizer.pad_token_id
     n_layers = models.decoder_layer_count(model, fam)
-    data = training.encode(records, processor, with_targets=True)
-    batch = training.collate(data, [0, 1], pad_id)
-    batch.pop("labels")
-    untuned = _logits(model, batch)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     if kind == "prompt" and not fam.images_from_embeddings:
         with pytest.raises(ValueError, match="without seeing the images"):
