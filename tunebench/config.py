@@ -117,6 +117,10 @@ def validate(config: dict) -> dict:
             if "steps" not in settings and "epochs" not in settings:
                 problems.append(f"config key methods.{name}: neither steps nor epochs set (for model {model!r})")
             problems += [f"config key methods.{name}.{p}" for p in methods.settings_problems(settings)]
+            fam = models.FAMILIES.get(config["models"][model]["family"])
+            if fam:
+                problems += [f"config key methods.{name}.{p} (model {model!r})"
+                             for p in methods.family_problems(settings, fam)]
     for model_name, model in config["models"].items():
         for method in model.get("methods", {}):
             known(method, config["methods"], f"models.{model_name}.methods", "method")

@@ -116,12 +116,17 @@ def _oft_config(cfg: dict, scope):
 
 
 def _prompt_tuning(model, fam: Family, cfg: dict, losses=None):
-    """Trainable virtual tokens prepended to the input embeddings. LLaVA finds its image positions
-    by comparing embeddings with the image token's, so the prepended tokens leave them intact."""
+    """Trainable virtual tokens prepended to the input embeddings. LLaVA, Qwen2-VL and Idefics3 find
+    their image positions by comparing embeddings with the image token's, so the prepended tokens
+    leave them intact (Qwen2-VL then uses text positions: M-RoPE needs token ids)."""
     from peft import PromptTuningConfig, TaskType, get_peft_model
 
-    model = get_peft_model(model, PromptTuningConfig(task_type=TaskType.CAUSAL_LM,
-                                                     num_virtual_tokens=cfg.get("virtual_tokens", 8)))
+    # Sized from the family's language model: peft would look for a text_config, which a
+    # custom-code checkpoint (VILA) need not have.
+    text = model.get_submodule(fam.language_model).config
+    model = get_peft_model(model, PromptTuningConfig(
+        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.get("virtual_tokens", 8), token_dim=text.hidden_size,
+        num_layers=text.num_hidden_layers, num_attention_heads=text.num_attention_heads))
     return model, {n for n, _ in model.named_parameters() if n.startswith("prompt_encoder.")}
 
 
@@ -249,10 +254,18 @@ def settings_problems(cfg: dict) -> list[str]:
     return problems
 
 
+def family_problems(cfg: dict, fam: Family) -> list[str]:
+    """What in a method's settings cannot work on a model of family `fam`, as (key: problem) lines."""
+    if cfg["kind"] == "prompt" and not fam.images_from_embeddings:
+        return ["kind: prompt tuning passes the model input embeddings, and this family's model embeds its "
+                "images only from token ids: it would tune without seeing the images"]
+    return []
+
+
 def apply(model, fam: Family, cfg: dict, losses=None):
     """Returns (model, expected trainable names) after checking that they agree. `losses(model)`,
     when given, yields the tuning loss on a few batches (for importance measured before tuning)."""
-    problems = settings_problems(cfg)
+    problems = settings_problems(cfg) + family_problems(cfg, fam)
     if problems:
         raise ValueError(f"method {cfg['kind']!r}: " + "; ".join(problems))
     kind = cfg["kind"]

@@ -194,7 +194,8 @@ def load(path: str | Path, fam: Family | None = None, dtype: torch.dtype = torch
 
 
 def _render(processor, messages: list[dict], add_generation_prompt: bool) -> str:
-    return processor.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+    return processor.tokenizer.apply_chat_template(messages, chat_template=processor.chat_template,
+                                                   add_generation_prompt=add_generation_prompt, tokenize=False)
 
 
 def _user_turn(question: str) -> dict:

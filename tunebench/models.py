@@ -44,6 +44,10 @@ class Family:
     processor_class: str | None
     chat_template: str       # the family's chat format, used when the checkpoint has none
     remote_code: bool = False  # the model code ships with the checkpoint (needs trust_remote_code)
+    # Its forward finds the image positions in inputs_embeds (transformers' VLMs compare them with the
+    # image token's embedding), so prompt tuning, which passes embeddings instead of token ids, keeps
+    # the images. VILA's code embeds images only from input_ids.
+    images_from_embeddings: bool = True
 
 
 _QWEN2_VL = dict(
@@ -77,6 +81,8 @@ FAMILIES: dict[str, Family] = {
     "qwen2_vl": Family(processor_class="Qwen2VLProcessor", **_QWEN2_VL),          # Qwen/Qwen2-VL-*-Instruct
     "qwen2_5_vl": Family(processor_class="Qwen2_5_VLProcessor", **_QWEN2_VL),     # Qwen/Qwen2.5-VL-*-Instruct
     "idefics3": Family(processor_class="Idefics3Processor", **_IDEFICS3),         # HuggingFaceM4/Idefics3-8B-Llama3
+    # HuggingFaceTB/SmolVLM2-*-Instruct (SmolVLM v1 checkpoints are model_type idefics3)
+    "smolvlm": Family(processor_class="SmolVLMProcessor", **_IDEFICS3),
     # VILA / NVILA (Efficient-Large-Model/*-hf-preview): custom code, LLaVA-style layout of
     # llava_arch.py (llm, vision_tower, mm_projector). Not checked against a real checkpoint here.
     "vila": Family(
@@ -88,6 +94,7 @@ FAMILIES: dict[str, Family] = {
         processor_class=None,
         chat_template=QWEN_IMAGE_TEMPLATE,
         remote_code=True,
+        images_from_embeddings=False,
     ),
 }
 

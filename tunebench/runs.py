@@ -81,16 +81,10 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
         parts["replay"] = training.encode(replay, processor, True)
     data, pools = training.concat(parts)
 
-    def probe_losses(model):
-        """The tuning loss on a few batches of the tuning mix, drawn apart from the tuning batches."""
-        probe = training.Batches(pools, [training.Phase(settings.get("mask_batches", 4), mix)],
-                                 settings["batch_size"], seed + 1)
-        for indices in probe:
-            batch = training.collate(data, indices, pad_id)
-            labels = batch.pop("labels")
-            yield training.batch_loss(model, batch, labels)
-
-    model, expected = methods.apply(model, fam, settings, probe_losses)
+    # The tuning loss on a few batches of the tuning mix, drawn apart from the tuning batches.
+    probe = training.Batches(pools, [training.Phase(settings.get("mask_batches", 4), mix)],
+                             settings["batch_size"], seed + 1)
+    model, expected = methods.apply(model, fam, settings, training.losses_on(data, probe, pad_id))
     batches = training.Batches(pools, [training.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     run_dir = Path(run_path).parent
     checkpoint = training.checkpoint_path(run_dir)

@@ -24,6 +24,10 @@ from transformers import (
     Qwen2VLForConditionalGeneration,
     Qwen2VLImageProcessorPil,
     Qwen2VLProcessor,
+    SmolVLMConfig,
+    SmolVLMForConditionalGeneration,
+    SmolVLMImageProcessorPil,
+    SmolVLMProcessor,
 )
 
 from . import modeling
@@ -78,19 +82,22 @@ def _qwen(config_class, model_class, processor_class, vision: dict):
     return build
 
 
-def _idefics3(texts: list[str]):
-    tok = tokenizer(texts, IDEFICS_TOKENS, eos="<end_of_utterance>")
-    config = Idefics3Config(
-        vision_config={"hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN, "num_hidden_layers": 1,
-                       "num_attention_heads": HEADS, "image_size": IMAGE, "patch_size": 8},
-        text_config=_text_config("llama", tok), scale_factor=2,
-        image_token_id=tok.convert_tokens_to_ids("<image>"))
-    image_processor = Idefics3ImageProcessorPil(size={"longest_edge": IMAGE}, max_image_size={"longest_edge": IMAGE},
+def _idefics3(config_class, model_class, image_processor_class, processor_class, family: str):
+    """Idefics3 and SmolVLM: one layout (SigLIP, pixel-shuffle connector, Llama decoder)."""
+    def build(texts: list[str]):
+        tok = tokenizer(texts, IDEFICS_TOKENS, eos="<end_of_utterance>")
+        config = config_class(
+            vision_config={"hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN, "num_hidden_layers": 1,
+                           "num_attention_heads": HEADS, "image_size": IMAGE, "patch_size": 8},
+            text_config=_text_config("llama", tok), scale_factor=2,
+            image_token_id=tok.convert_tokens_to_ids("<image>"))
+        image_processor = image_processor_class(size={"longest_edge": IMAGE}, max_image_size={"longest_edge": IMAGE},
                                                 do_image_splitting=False)
-    # (32 px / 8 px patches)^2 = 16 patches, pixel-shuffled by scale 2: 4 image tokens
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=4,
-                                  chat_template=FAMILIES["idefics3"].chat_template)
-    return Idefics3ForConditionalGeneration(config), processor
+        # (32 px / 8 px patches)^2 = 16 patches, pixel-shuffled by scale 2: 4 image tokens
+        processor = modeling.image_only(processor_class)(image_processor=image_processor, tokenizer=tok,
+                                                         image_seq_len=4, chat_template=FAMILIES[family].chat_template)
+        return model_class(config), processor
+    return build
 
 
 def _llava_onevision(texts: list[str]):
@@ -107,7 +114,10 @@ BUILDERS = {
     "qwen2_5_vl": _qwen(Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
                         {"hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN, "out_hidden_size": HIDDEN,
                          "window_size": 16, "fullatt_block_indexes": [0]}),
-    "idefics3": _idefics3,
+    "idefics3": _idefics3(Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessorPil, Idefics3Processor,
+                          "idefics3"),
+    "smolvlm": _idefics3(SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessorPil, SmolVLMProcessor,
+                         "smolvlm"),
 }
 
 

@@ -172,6 +172,17 @@ def batch_loss(model, batch: dict, labels: torch.Tensor) -> torch.Tensor:
     return per_sample_loss(model(**batch).logits[:, -labels.shape[1]:], labels)
 
 
+def losses_on(data: Encoded, batches, pad_id: int):
+    """`losses(model)`: yields the loss on each of `batches` (lists of row indices), as a method
+    that measures importance before tuning (sparse, gradient mask) consumes it."""
+    def losses(model):
+        for indices in batches:
+            batch = collate(data, indices, pad_id)
+            labels = batch.pop("labels")
+            yield batch_loss(model, batch, labels)
+    return losses
+
+
 @dataclass(frozen=True)
 class Phase:
     """`steps` steps drawing each batch from pools in fixed proportions (pool name -> fraction)."""
