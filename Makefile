@@ -1,4 +1,5 @@
-# `make run`: the embedded study end to end. `make report`: its HTML report (after `make run`).
+# `make run`: the embedded study end to end. `make beyond`: the same study with the methods beyond
+# the paper added (config/beyond.yaml). `make report`: its HTML report (after a run).
 # `make test`: the test suite. All create .venv if missing.
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 CORES ?= 2
 
-.PHONY: run report test clean
+.PHONY: run beyond report test clean
 
 $(BIN)/snakemake: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ $(BIN)/snakemake: pyproject.toml
 
 run: $(BIN)/snakemake
 	$(BIN)/snakemake --cores $(CORES)
+
+beyond: $(BIN)/snakemake
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/beyond.yaml
 
 report: $(BIN)/snakemake
 	$(BIN)/snakemake --report report.html

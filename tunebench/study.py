@@ -111,13 +111,17 @@ def _table_provenance(config: dict, model_name: str, cells: list[dict], cell_pat
     }
 
 
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.3g}%"
+
+
 def table_caption(config: dict, model_name: str, cells: list[dict]) -> str:
     replay = config["tuning"].get("replay", 0)
-    others = [f"{c['method']} {c['settings'].get('replay', 0):.0%}" for c in cells
+    others = [f"{c['method']} {_percent(c['settings'].get('replay', 0))}" for c in cells
               if c["settings"].get("replay", 0) != replay]
     return (f"{config['study']} study, {model_name}: mean ± std over seeds {config['seeds']}. "
             f"E on each downstream set's primary metric, F over upstream sets {config['upstream']}. "
-            + (f"Every tuning batch mixes in {replay:.0%} upstream replay (a forgetting mitigation)" if replay
+            + (f"Every tuning batch mixes in {_percent(replay)} upstream replay (a forgetting mitigation)" if replay
                else "No upstream replay")
             + (f", except: {', '.join(dict.fromkeys(others))}." if others else "."))
 
