@@ -4,8 +4,8 @@ from tunebench.config import validate
 
 
 # The embedded study unless --configfile names another; never a merge of the two (a merge would mix
-# the embedded models and datasets into every other study).
-if not config:
+# the embedded models and datasets into every other study). --config alone overrides keys of it.
+if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 

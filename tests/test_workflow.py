@@ -1,7 +1,10 @@
 """The real workflow, through Snakemake, on a shrunken embedded study (the `study` fixture in conftest.py)."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -63,6 +66,16 @@ def test_predictions_are_files_with_id_prompt_and_output(study):
 def test_a_finished_study_has_nothing_to_do(study):
     workdir, _ = study
     assert planned_jobs(snakemake(workdir, "-n")) == []
+
+
+def test_without_a_configfile_the_embedded_study_runs_and_config_overrides_its_keys(tmp_path):
+    repo = copy_of_repo(tmp_path)
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", "study=other"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = planned_jobs(done.stdout)
+    assert {rule for rule, _ in jobs} >= {"pretrain", "tune", "tune_weights", "predict_tuned", "cell", "tables"}
+    assert "results/other/tables/tiny_llava_ov.md" in done.stdout and "results/embedded/" not in done.stdout
 
 
 def test_the_paper_grid_plans_without_weights_or_data(tmp_path):
