@@ -7,10 +7,15 @@ from tunebench import methods, modeling, models, prediction, training
 from conftest import TINY_ARCH
 
 
-def _tune_once(tiny_records, tmp_path, seed):
+def _tokenizer(tiny_records):
+    """The embedded tokenizer trained on the tiny records' questions and answers."""
     records = [r for rs in tiny_records.values() for r in rs]
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
-    tokenizer = modeling.train_tokenizer(texts, [], TINY_ARCH["vocab_size"])
+    return modeling.train_tokenizer(texts, [], TINY_ARCH["vocab_size"])
+
+
+def _tune_once(tiny_records, tmp_path, seed):
+    tokenizer = _tokenizer(tiny_records)
     training.seed_everything(seed)
     model, processor = modeling.build_embedded(tokenizer, TINY_ARCH, seed=seed)
     model, _ = methods.apply(model, models.family("llava_onevision"), {"kind": "top", "k": 2})
@@ -70,8 +75,6 @@ def test_length_grouping_keeps_the_samples_and_cuts_padding():
 
 
 def test_the_embedded_tokenizer_gives_the_chat_roles_one_token_each(tiny_records):
-    records = [r for rs in tiny_records.values() for r in rs]
-    texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
-    tokenizer = modeling.train_tokenizer(texts, [], TINY_ARCH["vocab_size"])
+    tokenizer = _tokenizer(tiny_records)
     for word in ["user", "assistant"]:
         assert len(tokenizer(word, add_special_tokens=False)["input_ids"]) == 1, word
