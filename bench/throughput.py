@@ -4,7 +4,7 @@
     python bench/throughput.py --family llava_onevision --preset llava-ov-0.5b      # real sizes, random weights
     python bench/throughput.py --family llava_onevision --model llava-hf/llava-onevision-qwen2-0.5b-ov-hf
 
-Training goes through tunebench.training.train (the study's loop): samples/s, tokens/s (non-padding
+Training goes through tunebench.train.loop.train (the study's loop): samples/s, tokens/s (non-padding
 tokens, image tokens included) and MFU, the achieved share of --peak-tflops (or the GPU's known
 dense bf16 peak). FLOPs are estimated as (4 x all parameters + 2 x trainable parameters) per token:
 a forward and an activation-gradient pass through the whole model, weight gradients only for what
@@ -23,7 +23,12 @@ from pathlib import Path
 
 import torch
 
-from tunebench import methods, modeling, models, prediction, tiny, training, world
+from tunebench.data import world
+from tunebench.evaluation import prediction
+from tunebench.methods import registry as methods
+from tunebench.models import embedded, families, inputs, loading, tiny
+from tunebench.train import batches as batching
+from tunebench.train import loop as training
 
 # dense bf16 tensor-core peaks (TFLOPS), from the vendors' data sheets
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
@@ -33,9 +38,12 @@ METHOD_SETTINGS = {"lora": {"r": 8, "alpha": 16}, "dora": {"r": 8, "alpha": 16},
 def llava_ov_05b(texts: list[str]):
     """LLaVA-OneVision-0.5B's architecture (SigLIP-so400m at 384 px, Qwen2-0.5B), random weights, with a
     small local tokenizer (its ids are a subset of the real vocabulary size kept in the config)."""
-    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+    )
 
-    tok = modeling.train_tokenizer(texts, [], 400)
+    tok = embedded.train_tokenizer(texts, [], 400)
     vision = {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
               "num_hidden_layers": 26, "num_attention_heads": 16, "image_size": 384, "patch_size": 14,
               "vision_use_head": False}
@@ -43,10 +51,10 @@ def llava_ov_05b(texts: list[str]):
             "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True,
             "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
     config = LlavaOnevisionConfig(vision_config=vision, text_config=text, image_grid_pinpoints=[[384, 384]],
-                                  image_token_index=tok.convert_tokens_to_ids(modeling.IMAGE_TOKEN),
+                                  image_token_index=tok.convert_tokens_to_ids(embedded.IMAGE_TOKEN),
                                   video_token_index=tok.convert_tokens_to_ids("<video>"),
                                   vision_feature_select_strategy="full", vision_feature_layer=-1, tie_word_embeddings=True)
-    return LlavaOnevisionForConditionalGeneration(config), modeling.embedded_processor(tok, 384, 14)
+    return LlavaOnevisionForConditionalGeneration(config), embedded.embedded_processor(tok, 384, 14)
 
 
 def peak_tflops(given: float | None) -> float | None:
@@ -59,14 +67,14 @@ def peak_tflops(given: float | None) -> float | None:
 
 
 def load(args, texts: list[str], workdir: Path):
-    """The model through modeling.load, as the study loads it (a tiny or preset model is saved first)."""
-    fam = models.family(args.family)
+    """The model through loading.load, as the study loads it (a tiny or preset model is saved first)."""
+    fam = families.family(args.family)
     path = args.model
     if path is None:
         model, processor = llava_ov_05b(texts) if args.preset == "llava-ov-0.5b" else tiny.build(args.family, texts)
-        modeling.save(model, processor, workdir / "base")
+        loading.save(model, processor, workdir / "base")
         path = workdir / "base"
-    return modeling.load(path, fam, attn_implementation=modeling.attention(args.attn),
+    return loading.load(path, fam, attn_implementation=loading.attention(args.attn),
                          trust_remote_code=args.trust_remote_code)
 
 
@@ -74,16 +82,16 @@ def bench_training(args, records, workdir: Path) -> dict:
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
     model, processor = load(args, texts, workdir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, _ = methods.apply(model, models.family(args.family), {"kind": args.method, **METHOD_SETTINGS.get(args.method, {})})
+    model, _ = methods.apply(model, families.family(args.family), {"kind": args.method, **METHOD_SETTINGS.get(args.method, {})})
     counts = methods.parameter_counts(model)
-    data = training.encode(records, processor, with_targets=True)
+    data = inputs.encode(records, processor, with_targets=True)
     run = lambda steps, seed: training.train(
-        model, data, training.Batches({"d": range(len(data))}, [training.Phase(steps, {"d": 1.0})], args.batch_size, seed),
+        model, data, batching.Batches({"d": range(len(data))}, [batching.Phase(steps, {"d": 1.0})], args.batch_size, seed),
         processor.tokenizer.pad_token_id, lr=1e-5, warmup=0, log_path=workdir / f"log{seed}.jsonl",
         precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, desc="bench")
     run(args.warmup_steps, seed=1)  # first steps pay for allocation and kernel choice
     stats = run(args.steps, seed=2)
-    batches = training.Batches({"d": range(len(data))}, [training.Phase(args.steps, {"d": 1.0})], args.batch_size, 2)
+    batches = batching.Batches({"d": range(len(data))}, [batching.Phase(args.steps, {"d": 1.0})], args.batch_size, 2)
     tokens = sum(len(data.input_ids[i]) for batch in batches for i in batch)
     seconds = stats["train_seconds"]
     flops = (4 * counts["total_params"] + 2 * counts["trainable_params"]) * tokens
@@ -114,7 +122,7 @@ def bench_prediction(args, model, processor, records) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--family", default="llava_onevision", choices=sorted(models.FAMILIES))
+    parser.add_argument("--family", default="llava_onevision", choices=sorted(families.FAMILIES))
     parser.add_argument("--method", default="lora", choices=sorted(methods.METHODS))
     parser.add_argument("--model", help="an HF id or local checkpoint directory (default: a tiny random model)")
     parser.add_argument("--preset", choices=["llava-ov-0.5b"], help="a real-architecture model with random weights")

@@ -1,7 +1,8 @@
 import pytest
-
-from tunebench import modeling, world
 from workflow_helpers import snakemake
+
+from tunebench.data import world
+from tunebench.models import embedded
 
 TINY_ARCH = dict(hidden_size=32, image_size=48, patch_size=16, vision_layers=1, text_layers=4, heads=2,
                  kv_heads=1, vocab_size=400)
@@ -16,8 +17,8 @@ def build_tiny_model(tiny_records):
     """A randomly initialised tiny LLaVA-OneVision and its processor, built from config offline."""
     records = [r for rs in tiny_records.values() for r in rs]
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
-    tokenizer = modeling.train_tokenizer(texts, list(world.COLOURS) + list(world.SHAPES), TINY_ARCH["vocab_size"])
-    return modeling.build_embedded(tokenizer, TINY_ARCH, seed=0)
+    tokenizer = embedded.train_tokenizer(texts, list(world.COLOURS) + list(world.SHAPES), TINY_ARCH["vocab_size"])
+    return embedded.build_embedded(tokenizer, TINY_ARCH, seed=0)
 
 
 @pytest.fixture

@@ -6,16 +6,15 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from tunebench.aggregation import (
+from tunebench.results.cells import (
     FORMULAS,
     O_FORMULAS,
     build_cell,
-    plot_tradeoff,
-    tradeoff_figure,
     primary_score,
     seed_result,
-    write_tables,
 )
+from tunebench.results.figures import plot_tradeoff, tradeoff_figure
+from tunebench.results.tables import write_tables
 
 UPSTREAM = ["up_a", "up_b"]
 
@@ -299,10 +298,10 @@ def test_each_sweep_draws_one_curve_through_its_methods_in_sweep_order():
 
 
 def test_the_caption_names_methods_with_their_own_replay_fraction(tmp_path):
-    from tunebench import study
+    from tunebench.stages import aggregate
 
     cells = [{**build_cell("m", method, "down", UPSTREAM, {0: seed_inputs(0, 50.0)}), "settings": {"replay": replay}}
              for method, replay in (("lora", 0.05), ("lora_replay", 0.3))]
     config = {"study": "s", "seeds": [0], "upstream": UPSTREAM, "tuning": {"replay": 0.05}}
-    caption = study.table_caption(config, "m", cells)
+    caption = aggregate.table_caption(config, "m", cells)
     assert caption.endswith("mixes in 5% upstream replay (a forgetting mitigation), except: lora_replay 30%.")

@@ -114,12 +114,13 @@ def test_bad_method_settings_name_the_key(default, entry, message):
 
 
 def test_a_methods_replay_fraction_is_honoured_in_its_batches(default):
-    from tunebench import runs, training
+    from tunebench.stages import tune as tune_stage
+    from tunebench.train import batches as batching
 
     default["methods"]["lora_replay"] = {"kind": "lora", "lr": 1e-2, "replay": 0.3}
     c = cfg.validate(default)
-    mix = runs.tuning_mix(cfg.method_settings(c, "lora_replay"), "big_any")
+    mix = tune_stage.tuning_mix(cfg.method_settings(c, "lora_replay"), "big_any")
     assert mix == {"big_any": 0.7, "replay": 0.3}
-    assert runs.tuning_mix({"replay": 0}, "big_any") == {"big_any": 1.0}
-    batches = training.Batches({"big_any": range(0, 100), "replay": range(100, 200)}, [training.Phase(5, mix)], 30, 0)
+    assert tune_stage.tuning_mix({"replay": 0}, "big_any") == {"big_any": 1.0}
+    batches = batching.Batches({"big_any": range(0, 100), "replay": range(100, 200)}, [batching.Phase(5, mix)], 30, 0)
     assert all(sum(i >= 100 for i in batch) == 9 for batch in batches)

@@ -9,12 +9,23 @@ import json
 import datasets as hf
 import pytest
 from PIL import Image
+from public_fixtures import (
+    PUBLIC,
+    disk_spec,
+    hub_spec,
+    img,
+    picture,
+    write_disk_folder,
+    write_hub_folder,
+    write_own,
+)
 
-from public_fixtures import PUBLIC, disk_spec, hub_spec, img, picture, write_disk_folder, write_hub_folder, write_own
-from tunebench import datasets, prediction, study
 from tunebench.config import validate
+from tunebench.data import schema, sources
+from tunebench.data.world import CAPTION_PROMPT, CHOICE_INSTRUCTION, SHORT_INSTRUCTION
+from tunebench.evaluation import prediction, scoring
 from tunebench.files import read_json, write_jsonl
-from tunebench.world import CAPTION_PROMPT, CHOICE_INSTRUCTION, SHORT_INSTRUCTION
+from tunebench.stages import prepare as prepare_stage
 
 
 @pytest.fixture(autouse=True)
@@ -71,17 +82,17 @@ GOLD = {"mme": 600.0}  # 3 categories x (acc 100 + acc+ 100); every other metric
 
 
 def prepared(tmp_path, name, entry, split="test"):
-    frame, manifest = datasets.prepare(name, entry, split, seed=0)
+    frame, manifest = sources.prepare(name, entry, split, seed=0)
     path = tmp_path / "data" / name / f"{split}.parquet"
-    datasets.write_split(frame, path)
-    return path, datasets.read_split(path), manifest
+    schema.write_split(frame, path)
+    return path, schema.read_split(path), manifest
 
 
 def scored(tmp_path, config, name, test_path, outputs, tag):
-    records = datasets.read_split(test_path)
+    records = schema.read_split(test_path)
     preds = tmp_path / "predictions" / tag / f"{name}.jsonl"
     write_jsonl([{"id": r["id"], "prompt": r["question"], "output": o} for r, o in zip(records, outputs)], preds)
-    return study.score_predictions(config, name, preds, test_path)
+    return scoring.score_predictions(config, name, preds, test_path)
 
 
 def study_config(name, entry):
@@ -201,8 +212,8 @@ def test_rsvqa_original_release(tmp_path):
     assert records[1]["question"] == short("Is it a rural or an urban area?")
     assert Image.open(io.BytesIO(records[0]["image"])).format == "PNG"
     (tmp_path / "Images_LR" / "1.tif").unlink()
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'rsvqa_lr', split 'train', row '2': image file .*1.tif' not found"):
-        datasets.prepare("rsvqa_lr", {"metric": "exact_match", "train": spec}, "train", 0)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'rsvqa_lr', split 'train', row '2': image file .*1.tif' not found"):
+        sources.prepare("rsvqa_lr", {"metric": "exact_match", "train": spec}, "train", 0)
 
 
 def test_iconqa_original_release(tmp_path):
@@ -223,8 +234,8 @@ def test_iconqa_original_release(tmp_path):
                                                                        ("13", ["A"], ["a", "b", "c"])]
     assert records[0]["question"] == f"Which is bigger?\nA. cat\nB. dog\n{CHOICE_INSTRUCTION}"
     assert records[1]["image"] == picture(13)
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'iconqa', split 'train': .*pid_splits.json' has no 'choose_txt_val'"):
-        datasets.prepare("iconqa", {"format": "iconqa", "metric": "choice_accuracy", "train": {**spec, "split": "val"}},
+    with pytest.raises(sources.DatasetError, match=r"dataset 'iconqa', split 'train': .*pid_splits.json' has no 'choose_txt_val'"):
+        sources.prepare("iconqa", {"format": "iconqa", "metric": "choice_accuracy", "train": {**spec, "split": "val"}},
                          "train", 0)
 
 
@@ -234,7 +245,7 @@ def test_max_samples_is_a_seeded_subset(tmp_path):
     entry = {**public.entry, "test": {**hub_spec(hub, public), "max_samples": 3}}
     _, first, manifest = prepared(tmp_path, "mme", entry)
     _, again, _ = prepared(tmp_path, "mme", entry)
-    frame, _ = datasets.prepare("mme", entry, "test", seed=1)
+    frame, _ = sources.prepare("mme", entry, "test", seed=1)
     assert len(first) == 3 and [r["id"] for r in first] == [r["id"] for r in again]
     assert manifest["records"] == 3 and manifest["rows_available"] == 6
     assert frame["id"].to_list() != [r["id"] for r in first]
@@ -250,65 +261,65 @@ def with_rows(tmp_path, public, mutate, skip=False):
 
 def test_missing_image_is_named(tmp_path):
     entry = with_rows(tmp_path, PUBLIC["pathvqa"](), lambda rows: rows[1].update(image=None))
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'pathvqa', split 'test', row '1': missing image"):
-        datasets.prepare("pathvqa", entry, "test", 0)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'pathvqa', split 'test', row '1': missing image"):
+        sources.prepare("pathvqa", entry, "test", 0)
 
 
 def test_undecodable_image_is_named(tmp_path):
     entry = with_rows(tmp_path, PUBLIC["mme"](), lambda rows: rows[2].update(image={"bytes": b"not a png", "path": None}))
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'mme', split 'test', row '2': image cannot be decoded"):
-        datasets.prepare("mme", entry, "test", 0)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'mme', split 'test', row '2': image cannot be decoded"):
+        sources.prepare("mme", entry, "test", 0)
 
 
 def test_missing_image_file_is_named(tmp_path):
     spec = write_own(tmp_path, "jsonl")
     (tmp_path / "images" / "scan1.png").unlink()
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'chd', split 'test', row 'p1': image file .*scan1.png' not found"):
-        datasets.prepare("chd", {"task_type": "exact", "metric": "exact_match", "test": spec}, "test", 0)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'chd', split 'test', row 'p1': image file .*scan1.png' not found"):
+        sources.prepare("chd", {"task_type": "exact", "metric": "exact_match", "test": spec}, "test", 0)
 
 
 def test_row_without_answer_is_named(tmp_path):
     entry = with_rows(tmp_path, PUBLIC["pathvqa"](), lambda rows: rows[2].update(answer=""))
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'pathvqa', split 'test', row '2': no 'answer'"):
-        datasets.prepare("pathvqa", entry, "test", 0)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'pathvqa', split 'test', row '2': no 'answer'"):
+        sources.prepare("pathvqa", entry, "test", 0)
     entry = with_rows(tmp_path / "o", PUBLIC["okvqa"](), lambda rows: rows[0].update(answers=[]))
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'okvqa', split 'test', row '2971475': no 'answers'"):
-        datasets.prepare("okvqa", entry, "test", 0)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'okvqa', split 'test', row '2971475': no 'answers'"):
+        sources.prepare("okvqa", entry, "test", 0)
 
 
 def test_unexpected_choices_are_named(tmp_path):
     entry = with_rows(tmp_path / "a", PUBLIC["iconqa"](), lambda rows: rows[1].update(answer="green"))
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'iconqa', split 'test', row 'q1': answer 'green' is "
+    with pytest.raises(sources.DatasetError, match=r"dataset 'iconqa', split 'test', row 'q1': answer 'green' is "
                                                     r"neither an option letter nor one of the choices \['red', 'blue'\]"):
-        datasets.prepare("iconqa", entry, "test", 0)
+        sources.prepare("iconqa", entry, "test", 0)
     entry = with_rows(tmp_path / "b", PUBLIC["scienceqa"](), lambda rows: rows[0].update(answer=5))
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'scienceqa', split 'test', row '0': answer index 5 is "
+    with pytest.raises(sources.DatasetError, match=r"dataset 'scienceqa', split 'test', row '0': answer index 5 is "
                                                     r"outside the 3 choices"):
-        datasets.prepare("scienceqa", entry, "test", 0)
+        sources.prepare("scienceqa", entry, "test", 0)
     entry = with_rows(tmp_path / "c", PUBLIC["scienceqa"](), lambda rows: rows[1].update(choices=[]))
-    with pytest.raises(datasets.DatasetError, match=r"row '1': a multiple-choice row has no choices"):
-        datasets.prepare("scienceqa", entry, "test", 0)
+    with pytest.raises(sources.DatasetError, match=r"row '1': a multiple-choice row has no choices"):
+        sources.prepare("scienceqa", entry, "test", 0)
     entry = with_rows(tmp_path / "d", PUBLIC["ocrvqa"](), lambda rows: rows[1].update(answers=["a", "b"]))
-    with pytest.raises(datasets.DatasetError, match=r"row '010123': 1 questions but 2 answers"):
-        datasets.prepare("ocrvqa", entry, "test", 0)
+    with pytest.raises(sources.DatasetError, match=r"row '010123': 1 questions but 2 answers"):
+        sources.prepare("ocrvqa", entry, "test", 0)
 
 
 def test_unknown_split_is_named(tmp_path):
     public = PUBLIC["okvqa"]()
     hub = write_hub_folder(tmp_path / "hub", public)
     entry = {**public.entry, "test": {**hub_spec(hub, public), "split": "validation"}}
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'okvqa', split 'test': cannot load .*split 'validation'.*"
+    with pytest.raises(sources.DatasetError, match=r"dataset 'okvqa', split 'test': cannot load .*split 'validation'.*"
                                                     r"Unknown split \"validation\". Should be one of \['val2014'\]"):
-        datasets.prepare("okvqa", entry, "test", 0)
+        sources.prepare("okvqa", entry, "test", 0)
     disk = write_disk_folder(tmp_path / "disk", public)
     entry = {**public.entry, "test": {**disk_spec(disk, public), "split": "validation"}}
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'okvqa', split 'test': .* has no split 'validation'; "
+    with pytest.raises(sources.DatasetError, match=r"dataset 'okvqa', split 'test': .* has no split 'validation'; "
                                                     r"it has \['val2014'\]"):
-        datasets.prepare("okvqa", entry, "test", 0)
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'okvqa': unknown split 'dev'"):
-        datasets.prepare("okvqa", entry, "dev", 0)
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'okvqa': no source for split 'train'"):
-        datasets.prepare("okvqa", entry, "train", 0)
+        sources.prepare("okvqa", entry, "test", 0)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'okvqa': unknown split 'dev'"):
+        sources.prepare("okvqa", entry, "dev", 0)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'okvqa': no source for split 'train'"):
+        sources.prepare("okvqa", entry, "train", 0)
 
 
 def test_unknown_dataset_id_is_named_offline(monkeypatch):
@@ -317,9 +328,9 @@ def test_unknown_dataset_id_is_named_offline(monkeypatch):
     monkeypatch.setattr(hf.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     entry = {"format": "vqa", "metric": "vqa_accuracy", "test": {"source": "hf", "path": "no-such-org/no-such-set"}}
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'okvqa', split 'test': cannot load 'no-such-org/no-such-set'"
+    with pytest.raises(sources.DatasetError, match=r"dataset 'okvqa', split 'test': cannot load 'no-such-org/no-such-set'"
                                                     r".*OfflineModeIsEnabled"):
-        datasets.prepare("okvqa", entry, "test", 0)
+        sources.prepare("okvqa", entry, "test", 0)
 
 
 def test_bad_rows_skipped_when_allowed_are_counted_and_listed(tmp_path):
@@ -328,7 +339,7 @@ def test_bad_rows_skipped_when_allowed_are_counted_and_listed(tmp_path):
         rows[2].update(answer="")
 
     entry = with_rows(tmp_path, PUBLIC["pathvqa"](), break_two, skip=True)
-    frame, manifest = datasets.prepare("pathvqa", entry, "test", 0)
+    frame, manifest = sources.prepare("pathvqa", entry, "test", 0)
     assert frame["id"].to_list() == ["1"]
     assert manifest["skipped"] == 2 and manifest["records"] == 1
     assert manifest["skipped_rows"] == [{"row": "0", "reason": "missing image"}, {"row": "2", "reason": "no 'answer'"}]
@@ -337,14 +348,14 @@ def test_bad_rows_skipped_when_allowed_are_counted_and_listed(tmp_path):
 def test_study_prepare_writes_the_manifest(tmp_path):
     entry = with_rows(tmp_path, PUBLIC["pathvqa"](), lambda rows: rows[0].update(image=None), skip=True)
     config = study_config("pathvqa", entry)
-    study.prepare(config, "pathvqa", "test", tmp_path / "t.parquet", tmp_path / "t.manifest.json")
+    prepare_stage.prepare(config, "pathvqa", "test", tmp_path / "t.parquet", tmp_path / "t.manifest.json")
     manifest = read_json(tmp_path / "t.manifest.json")
     assert manifest["skipped_rows"] == [{"row": "0", "reason": "missing image"}]
-    assert len(datasets.read_split(tmp_path / "t.parquet")) == 2
+    assert len(schema.read_split(tmp_path / "t.parquet")) == 2
 
 
 def test_image_column_image_is_kept_as_published(tmp_path):
     public = PUBLIC["pathvqa"]()
     disk = write_disk_folder(tmp_path / "disk", public)
-    frame, _ = datasets.prepare("pathvqa", {**public.entry, "test": disk_spec(disk, public)}, "test", 0)
+    frame, _ = sources.prepare("pathvqa", {**public.entry, "test": disk_spec(disk, public)}, "test", 0)
     assert frame["image"].to_list()[0] == img(0, "JPEG")["bytes"]

@@ -1,5 +1,5 @@
 """Every family x every method on a tiny random model of that family's exact architecture, saved
-with save_pretrained and loaded through the path a real checkpoint takes (modeling.load)."""
+with save_pretrained and loaded through the path a real checkpoint takes (loading.load)."""
 
 import copy
 import json
@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from tunebench import config as study_config
-from tunebench import methods, modeling, models, prediction, runs, tiny, training, world
+from tunebench.data import world
+from tunebench.evaluation import prediction
+from tunebench.methods import registry as methods
+from tunebench.methods import weights
+from tunebench.models import families, inputs, loading, tiny
+from tunebench.train import batches as batching
+from tunebench.train import loop as training
 
 FAMILIES = sorted(tiny.BUILDERS) + ["vila"]
 # Settings for every method kind in the registry (small: tiny models). A kind missing here fails
@@ -82,7 +88,7 @@ def save_tiny_vila(texts, out: Path) -> Path:
         auto_map={"AutoConfig": "modeling_tiny_vila.TinyVilaConfig",
                   "AutoModelForImageTextToText": "modeling_tiny_vila.TinyVilaForConditionalGeneration"})
     code.TinyVilaForConditionalGeneration(config).save_pretrained(out)
-    template = models.FAMILIES["vila"].chat_template.replace("<|image_pad|>", "<image>")
+    template = families.FAMILIES["vila"].chat_template.replace("<|image_pad|>", "<image>")
     LlavaProcessor(image_processor=SiglipImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tok,
                    patch_size=8, vision_feature_select_strategy="full", chat_template=template).save_pretrained(out)
     return out
@@ -102,7 +108,7 @@ def checkpoints(records, tmp_path_factory):
 
 
 def load(family, path):
-    return modeling.load(path, models.family(family), trust_remote_code=family == "vila")
+    return loading.load(path, families.family(family), trust_remote_code=family == "vila")
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +120,8 @@ def loaded(checkpoints, records):
     def get(family):
         if family not in made:
             model, processor = load(family, checkpoints(family))
-            data = training.encode(records, processor, with_targets=True)
-            batch = training.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+            data = inputs.encode(records, processor, with_targets=True)
+            batch = inputs.collate(data, [0, 1], processor.tokenizer.pad_token_id)
             batch.pop("labels")
             made[family] = model, processor, data, batch, _logits(model, batch)
         model, *rest = made[family]
@@ -168,11 +174,11 @@ def _logits(model, batch):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_method_trains_one_step_and_its_result_reloads(family, kind, checkpoints, loaded, tmp_path):
     assert kind in METHODS, f"method kind {kind!r} has no settings here: add them to METHODS in {__file__}"
-    fam = models.family(family)
+    fam = families.family(family)
     settings = {"kind": kind, **METHODS[kind]}
     model, processor, data, batch, untuned = loaded(family)
     pad_id = processor.tokenizer.pad_token_id
-    n_layers = models.decoder_layer_count(model, fam)
+    n_layers = families.decoder_layer_count(model, fam)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     if kind == "prompt" and not fam.images_from_embeddings:
         with pytest.raises(ValueError, match="without seeing the images"):
@@ -181,7 +187,7 @@ def test_every_method_trains_one_step_and_its_result_reloads(family, kind, check
 
     model, expected = methods.apply(model, fam, settings, training.losses_on(data, [[2, 3]], pad_id))
     assert methods.trainable_names(model) == expected == _defined_trainable(kind, fam, model, n_layers)
-    batches = training.Batches({"d": range(len(data))}, [training.Phase(1, {"d": 1.0})], 2, seed=0)
+    batches = batching.Batches({"d": range(len(data))}, [batching.Phase(1, {"d": 1.0})], 2, seed=0)
     stats = training.train(model, data, batches, pad_id, lr=1e-2, warmup=0, log_path=tmp_path / "log.jsonl")
     assert stats["steps"] == 1 and torch.isfinite(torch.tensor(stats["final_loss"]))
     methods.check_trainable(model, expected, kind)
@@ -189,18 +195,18 @@ def test_every_method_trains_one_step_and_its_result_reloads(family, kind, check
     tuned = _logits(model, batch)
     if kind == "prompt":  # the answers still see the images behind the virtual tokens
         assert not torch.allclose(_logits(model, {**batch, "pixel_values": batch["pixel_values"].flip(0)}), tuned)
-    runs.save_tuned(model, expected, tmp_path / "tuned")
+    weights.save_tuned(model, expected, tmp_path / "tuned")
 
     spec = {"family": family, "source": "hf", "path": str(checkpoints(family)), "trust_remote_code": family == "vila"}
-    reloaded, _ = runs.load_tuned(spec, spec["path"], tmp_path / "tuned", settings)
+    reloaded, _ = weights.load_tuned(spec, spec["path"], tmp_path / "tuned", settings)
     base = reloaded.get_base_model() if kind == "prompt" else reloaded
     after = {n: p.detach() for n, p in base.named_parameters()}
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     assert set(after) - set(before) == (expected if kind == "adapter" else set())
     if kind in PEFT_TENSORS:  # merged: every targeted weight of the language model moved, nothing else
         targets = _under(_projections(before, fam, METHODS[kind]["targets"]), fam.language_model)
-        weights = {n for n in targets if n.endswith(".weight")}
-        assert weights <= changed <= (targets if kind == "ia3" else weights)  # IA3 also rescales biases
+        target_weights = {n for n in targets if n.endswith(".weight")}
+        assert target_weights <= changed <= (targets if kind == "ia3" else target_weights)  # IA3 also rescales biases
     elif kind in ("prompt", "adapter"):  # the base stays as it was; the added tensors are the tuned ones
         assert not changed
         tuned_params, reloaded_params = dict(model.named_parameters()), dict(reloaded.named_parameters())
@@ -218,11 +224,11 @@ def test_every_method_trains_one_step_and_its_result_reloads(family, kind, check
 def test_prompts_and_answers_use_the_familys_chat_format(family, checkpoints, records):
     model, processor = load(family, checkpoints(family))
     start, end, end_of_turn = CHAT_FORMAT[family]
-    data = training.encode(records[:2], processor, with_targets=True)
+    data = inputs.encode(records[:2], processor, with_targets=True)
     prompt = processor.tokenizer.decode(data.input_ids[0][:data.prompt_lengths[0]])
     assert prompt.startswith(start) and prompt.endswith(records[0]["question"] + end)
     answer = processor.tokenizer.decode(data.input_ids[0][data.prompt_lengths[0]:])
-    assert answer.strip() == training.target_text(records[0]) + end_of_turn
+    assert answer.strip() == inputs.target_text(records[0]) + end_of_turn
     outputs = prediction.generate(model, processor, records, batch_size=3, max_new_tokens=3)
     assert len(outputs) == len(records) and all(isinstance(o, str) for o in outputs)
     # batched, left-padded generation gives what one-by-one generation gives
@@ -231,9 +237,9 @@ def test_prompts_and_answers_use_the_familys_chat_format(family, checkpoints, re
 
 def test_custom_code_checkpoints_load_only_with_the_opt_in(checkpoints):
     path = checkpoints("vila")
-    with pytest.raises(modeling.RemoteCodeRefused, match="trust_remote_code: true"):
-        modeling.load(path, models.family("vila"))
-    model, _ = modeling.load(path, models.family("vila"), trust_remote_code=True)
+    with pytest.raises(loading.RemoteCodeRefused, match="trust_remote_code: true"):
+        loading.load(path, families.family("vila"))
+    model, _ = loading.load(path, families.family("vila"), trust_remote_code=True)
     assert type(model).__name__ == "TinyVilaForConditionalGeneration"
     assert json.loads((path / "config.json").read_text())["auto_map"]
 
@@ -243,9 +249,9 @@ def test_hf_models_entries_are_checked():
     config["models"]["vila3b"] = {"family": "vila", "source": "hf"}
     config["models"]["qwen"] = {"family": "qwen2_vl", "source": "hf", "path": "Qwen/Qwen2-VL-2B-Instruct",
                                 "trust_remote_code": True}
-    with pytest.raises(study_config.ConfigError, match="models.vila3b.path") as err:
+    with pytest.raises(study_config.ConfigError, match="families.vila3b.path") as err:
         study_config.validate(config)
-    assert "models.qwen.trust_remote_code" in str(err.value)
+    assert "families.qwen.trust_remote_code" in str(err.value)
 
 
 def test_a_method_a_family_cannot_run_is_refused_when_the_config_is_read():
@@ -263,9 +269,9 @@ def test_bf16_autocast_and_gradient_checkpointing_train(family, checkpoints, rec
     # accelerate fixes the precision once per process (a real run trains once); tests train many times
     AcceleratorState._reset_state(reset_partial_state=True)
     model, processor = load(family, checkpoints(family))
-    model, expected = methods.apply(model, models.family(family), {"kind": "lora", **METHODS["lora"]})
-    data = training.encode(records, processor, with_targets=True)
-    batches = training.Batches({"d": range(len(data))}, [training.Phase(2, {"d": 1.0})], 2, seed=0)
+    model, expected = methods.apply(model, families.family(family), {"kind": "lora", **METHODS["lora"]})
+    data = inputs.encode(records, processor, with_targets=True)
+    batches = batching.Batches({"d": range(len(data))}, [batching.Phase(2, {"d": 1.0})], 2, seed=0)
     stats = training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
                            log_path=tmp_path / "log.jsonl", precision="bf16", gradient_checkpointing=True)
     assert model.is_gradient_checkpointing and stats["precision"] == "bf16"

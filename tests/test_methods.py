@@ -3,9 +3,14 @@ import copy
 import pytest
 import torch
 
-from tunebench import methods, modeling, models, prediction, runs, training
+from tunebench.evaluation import prediction
+from tunebench.methods import registry as methods
+from tunebench.methods import weights
+from tunebench.models import families, inputs, loading
+from tunebench.train import batches as batching
+from tunebench.train import loop as training
 
-FAMILY = models.family("llava_onevision")
+FAMILY = families.family("llava_onevision")
 SPEC = {"family": "llava_onevision", "source": "embedded"}
 LAYERS = "model.language_model.layers"
 
@@ -87,8 +92,8 @@ def test_prompt_tuning_trains_only_virtual_tokens_and_keeps_the_image_positions(
     model, processor = tiny_model
     model, expected = methods.apply(model, FAMILY, {"kind": "prompt", "virtual_tokens": 5})
     assert methods.trainable_names(model) == expected == {"prompt_encoder.default.embedding.weight"}
-    data = training.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
-    batch = training.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+    data = inputs.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
+    batch = inputs.collate(data, [0, 1], processor.tokenizer.pad_token_id)
     labels = batch.pop("labels")
     # LLaVA raises if the image tokens it finds differ in number from the image features.
     logits = model(**batch).logits
@@ -96,9 +101,9 @@ def test_prompt_tuning_trains_only_virtual_tokens_and_keeps_the_image_positions(
     other_images = model(**{**batch, "pixel_values": batch["pixel_values"].flip(0)}).logits
     assert not torch.allclose(logits, other_images)  # the answers still see the images
     # Generation runs through the virtual tokens too: its first greedy token is the forward pass's.
-    prompt_data = training.encode(tiny_records["big_colour"][:2], processor, with_targets=False)
-    prompts = (training.padded(prompt_data, [0, 1], processor.tokenizer.pad_token_id, side="left")
-               | training.image_batch(prompt_data, [0, 1]))
+    prompt_data = inputs.encode(tiny_records["big_colour"][:2], processor, with_targets=False)
+    prompts = (inputs.padded(prompt_data, [0, 1], processor.tokenizer.pad_token_id, side="left")
+               | inputs.image_batch(prompt_data, [0, 1]))
     generated = model.generate(**prompts, max_new_tokens=2, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
     width = prompts["input_ids"].shape[1]
     assert torch.equal(generated[:, :width], prompts["input_ids"])
@@ -107,8 +112,8 @@ def test_prompt_tuning_trains_only_virtual_tokens_and_keeps_the_image_positions(
 
 def test_bottleneck_adapter_trains_only_adapters_and_starts_as_the_identity(tiny_model, tiny_records):
     model, processor = tiny_model
-    data = training.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
-    batch = training.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+    data = inputs.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
+    batch = inputs.collate(data, [0, 1], processor.tokenizer.pad_token_id)
     batch.pop("labels")
     before = model(**batch).logits
     model, expected = methods.apply(model, FAMILY, {"kind": "adapter", "bottleneck": 4})
@@ -134,14 +139,14 @@ def test_submodule_selective_methods(tiny_model, kind, targets):
 
 
 def _train(model, processor, records, tmp_path, steps=3, **kwargs):
-    data = training.encode(records, processor, with_targets=True)
-    batches = training.Batches({"d": range(len(data))}, [training.Phase(steps, {"d": 1.0})], 4, seed=0)
+    data = inputs.encode(records, processor, with_targets=True)
+    batches = batching.Batches({"d": range(len(data))}, [batching.Phase(steps, {"d": 1.0})], 4, seed=0)
     training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
                    log_path=tmp_path / "log.jsonl", **kwargs)
 
 
 def _probe_losses(processor, records):
-    data = training.encode(records, processor, with_targets=True)
+    data = inputs.encode(records, processor, with_targets=True)
     return training.losses_on(data, ([0, 1, 2], [3, 4, 5]), processor.tokenizer.pad_token_id)
 
 
@@ -189,19 +194,19 @@ def test_sparse_tuning_refuses_weight_decay(tiny_model):
 @pytest.mark.parametrize("kind", ["lora", "last"])
 def test_wise_ft_at_alpha_0_is_the_base_and_at_alpha_1_the_tuned_model(tiny_model, tiny_records, tmp_path, kind):
     model, processor = tiny_model
-    modeling.save(model, processor, tmp_path / "base")
+    loading.save(model, processor, tmp_path / "base")
     settings = {"kind": kind, "r": 4}
     model, expected = methods.apply(model, FAMILY, settings)
     records = tiny_records["big_colour"]
     _train(model, processor, records, tmp_path)
-    runs.save_tuned(model, expected, tmp_path / "tuned")
+    weights.save_tuned(model, expected, tmp_path / "tuned")
 
     def outputs(alpha):
-        loaded, _ = runs.load_tuned(SPEC, tmp_path / "base", None if alpha is None else tmp_path / "tuned",
+        loaded, _ = weights.load_tuned(SPEC, tmp_path / "base", None if alpha is None else tmp_path / "tuned",
                                     {**settings, "wise_alpha": alpha})
         return loaded.state_dict(), prediction.generate(loaded, processor, records, batch_size=4, max_new_tokens=6)
 
-    base, tuned = outputs(None), runs.load_tuned(SPEC, tmp_path / "base", tmp_path / "tuned", settings)[0]
+    base, tuned = outputs(None), weights.load_tuned(SPEC, tmp_path / "base", tmp_path / "tuned", settings)[0]
     tuned = tuned.state_dict(), prediction.generate(tuned, processor, records, batch_size=4, max_new_tokens=6)
     assert base[1] != tuned[1]  # tuning changed the answers, so the two checks below can fail
     for alpha, want in ((0.0, base), (1.0, tuned)):

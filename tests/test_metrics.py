@@ -1,11 +1,11 @@
-"""Known-answer tests for tunebench.metrics; expected numbers are worked by hand in comments."""
+"""Known-answer tests for tunebench.evaluation.metrics; expected numbers are worked by hand in comments."""
 
 import math
 
 import pytest
 
-from tunebench import metrics
-from tunebench.metrics import (
+from tunebench.evaluation import metrics
+from tunebench.evaluation.metrics import (
     METRICS,
     Sample,
     cider_score,

@@ -9,7 +9,6 @@ import subprocess
 
 import pytest
 from PIL import Image
-
 from workflow_helpers import ROOT, snakemake
 
 CELLS = [("lora", "big_count"), ("last", "big_count")]

@@ -1,4 +1,4 @@
-"""Tuning runs as the workflow starts them (`python -m tunebench.tune_job`): killed and resumed,
+"""Tuning runs as the workflow starts them (`python -m tunebench.stages.tune`): killed and resumed,
 and as 2 data-parallel processes through `accelerate launch` (gloo on CPU)."""
 
 import json
@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tunebench import datasets, launch, modeling, tune_job
-from tunebench.training import checkpoint_path
+from tunebench.data import schema, sources
+from tunebench.models import loading
+from tunebench.stages import tune as tune_stage
+from tunebench.train import launch
+from tunebench.train.loop import checkpoint_path
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 60
@@ -33,10 +36,10 @@ def inputs(tmp_path_factory, tiny_records):
 
     root = tmp_path_factory.mktemp("resume")
     model, processor = build_tiny(tiny_records)
-    modeling.save(model, processor, root / "base")
+    loading.save(model, processor, root / "base")
     entry = {"source": "synthetic", "task": "big_count_choice", "metric": "choice_accuracy", "train_images": 40}
-    frame, _manifest = datasets.prepare("big_count", entry, "train", 0)
-    datasets.write_split(frame, root / "train.parquet")
+    frame, _manifest = sources.prepare("big_count", entry, "train", 0)
+    schema.write_split(frame, root / "train.parquet")
     return root
 
 
@@ -51,7 +54,7 @@ def _start(args: dict) -> subprocess.Popen:
     path = Path(args["run_path"]).parent / "args.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**args, "threads": 1}))
-    return subprocess.Popen([sys.executable, "-m", "tunebench.tune_job", str(path)], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "tunebench.stages.tune", str(path)], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
 
 
@@ -94,7 +97,7 @@ def test_a_killed_tuning_run_resumes_from_its_checkpoint_and_ends_as_an_uninterr
 
 def test_two_data_parallel_processes_train_as_one_does(inputs, uninterrupted):
     args = _args(inputs, "ddp")
-    tune_job.run(args, processes=2, threads=1)
+    tune_stage.run(args, processes=2, threads=1)
     run = json.loads(Path(args["run_path"]).read_text())
     assert run["num_processes"] == 2
     log = [json.loads(line) for line in (Path(args["run_path"]).parent / "train_log.jsonl").read_text().splitlines()]
@@ -105,12 +108,12 @@ def test_two_data_parallel_processes_train_as_one_does(inputs, uninterrupted):
 
 
 def test_the_launch_command_is_explicit_and_its_port_is_per_job():
-    command = launch.accelerate_command("tunebench.tune_job", ["a.json"], 4, 29876)
+    command = launch.accelerate_command("tunebench.stages.tune", ["a.json"], 4, 29876)
     flags = dict(zip(command[3:-3:2], command[4:-2:2]))
     assert command[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert {"--num_processes": "4", "--num_machines": "1", "--mixed_precision": "no",
             "--dynamo_backend": "no", "--main_process_port": "29876"}.items() <= flags.items()
-    assert "--multi_gpu" in command and command[-3:] == ["--module", "tunebench.tune_job", "a.json"]
+    assert "--multi_gpu" in command and command[-3:] == ["--module", "tunebench.stages.tune", "a.json"]
     assert "--multi_gpu" not in launch.accelerate_command("m", [], 1, 29876)
     ports = {launch.main_process_port(f"results/s/tune/m/lora/d/seed{i}/run.json") for i in range(50)}
     assert len(ports) > 45 and all(p in launch.PORTS for p in ports)

@@ -17,7 +17,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-
 from workflow_helpers import ROOT, SMALL, planned_jobs
 
 # The model jobs of the small study (one seed): pretraining, zero-shot prediction on each of the 4 test

@@ -8,7 +8,6 @@ from base64 import urlsafe_b64encode
 
 import pytest
 import yaml
-
 from workflow_helpers import ROOT, SMALL, snakemake
 
 

@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 import yaml
 from PIL import Image
-
 from workflow_helpers import ROOT, SMALL, copy_of_repo, planned_jobs, snakemake
 
 

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from tunebench import datasets, world
+from tunebench.data import schema, sources, world
 
 
 def test_generation_is_deterministic_and_seed_dependent():
@@ -63,11 +63,11 @@ def test_vqa_references_are_ten_human_answers():
 
 def test_prepare_writes_the_record_schema(tmp_path):
     entry = {"source": "synthetic", "task": "caption", "metric": "cider", "train_images": 5, "test_images": 4}
-    frame, manifest = datasets.prepare("caps", entry, "test", seed=0)
+    frame, manifest = sources.prepare("caps", entry, "test", seed=0)
     assert manifest["records"] == 4 and manifest["skipped"] == 0
-    datasets.write_split(frame, tmp_path / "caps" / "test.parquet")
+    schema.write_split(frame, tmp_path / "caps" / "test.parquet")
     back = pl.read_parquet(tmp_path / "caps" / "test.parquet")
-    assert back.schema == pl.Schema(datasets.SCHEMA) and back.height == 4
+    assert back.schema == pl.Schema(schema.SCHEMA) and back.height == 4
     row = back.row(0, named=True)
     assert Image.open(io.BytesIO(row["image"])).size == (world.IMAGE_SIZE, world.IMAGE_SIZE)
     assert row["split"] == "test" and row["task_type"] == "caption" and len(row["answers"]) == 5
@@ -77,12 +77,12 @@ def test_bad_rows_are_named(monkeypatch):
     def broken(name, entry, spec, split, seed):
         rows = world.generate("attribute", 3, seed=0, split=split)
         rows[1]["answers"] = []
-        return datasets.Rows(rows, lambda r, i: [r], lambda r, i: r["id"])
-    monkeypatch.setitem(datasets.SOURCES, "broken", broken)
-    with pytest.raises(datasets.DatasetError, match=r"dataset 'x', split 'train', row 'attribute-train-1-0': no answer"):
-        datasets.prepare("x", {"source": "broken"}, "train", 0)
-    with pytest.raises(datasets.DatasetError, match="unknown split 'dev'"):
-        datasets.prepare("x", {"source": "synthetic"}, "dev", 0)
+        return sources.Rows(rows, lambda r, i: [r], lambda r, i: r["id"])
+    monkeypatch.setitem(sources.SOURCES, "broken", broken)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'x', split 'train', row 'attribute-train-1-0': no answer"):
+        sources.prepare("x", {"source": "broken"}, "train", 0)
+    with pytest.raises(sources.DatasetError, match="unknown split 'dev'"):
+        sources.prepare("x", {"source": "synthetic"}, "dev", 0)
 
 
 def test_big_any_is_balanced_so_a_constant_answer_scores_chance():

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import config as study_config
-from . import status
+from .results import status
 
 
 def main(argv: list[str] | None = None) -> int:

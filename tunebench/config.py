@@ -11,7 +11,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import adapters, datasets, metrics, methods, models, world
+from .data import formats, sources, world
+from .evaluation import metrics
+from .methods import registry as methods
+from .models import families
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 PRIMARY = {"vqa_accuracy": "accuracy", "exact_match": "accuracy", "choice_accuracy": "accuracy",
@@ -82,10 +85,10 @@ def validate(config: dict) -> dict:
         problems.extend(unknown(value, registry, key, what))
 
     for name, model in config["models"].items():
-        known(model["family"], models.FAMILIES, f"models.{name}.family", "model family")
+        known(model["family"], families.FAMILIES, f"models.{name}.family", "model family")
         if model["source"] == "hf" and "path" not in model:
             problems.append(f"config key models.{name}.path: required for an hf model (an HF id or a local directory)")
-        fam = models.FAMILIES.get(model["family"])
+        fam = families.FAMILIES.get(model["family"])
         if model.get("trust_remote_code") and fam and not fam.remote_code:
             problems.append(f"config key models.{name}.trust_remote_code: family {model['family']!r} is native to "
                             "transformers and runs no checkpoint code; leave it off")
@@ -117,7 +120,7 @@ def validate(config: dict) -> dict:
             if "steps" not in settings and "epochs" not in settings:
                 problems.append(f"config key methods.{name}: neither steps nor epochs set (for model {model!r})")
             problems += [f"config key methods.{name}.{p}" for p in methods.settings_problems(settings)]
-            fam = models.FAMILIES.get(config["models"][model]["family"])
+            fam = families.FAMILIES.get(config["models"][model]["family"])
             if fam:
                 problems += [f"config key methods.{name}.{p} (model {model!r})"
                              for p in methods.family_problems(settings, fam)]
@@ -139,7 +142,7 @@ def dataset_problems(name: str, entry: dict, needs_train: bool = True) -> list[s
     key = f"config key datasets.{name}"
     problems += unknown(entry["metric"], metrics.METRICS, f"datasets.{name}.metric", "metric")
     if "format" in entry:
-        problems += unknown(entry["format"], adapters.FORMATS, f"datasets.{name}.format", "dataset format")
+        problems += unknown(entry["format"], formats.FORMATS, f"datasets.{name}.format", "dataset format")
     if entry.get("source") == "synthetic":
         for field in ("task", "train_images", "test_images"):
             if field not in entry:
@@ -149,15 +152,15 @@ def dataset_problems(name: str, entry: dict, needs_train: bool = True) -> list[s
         return problems
     if "source" in entry:
         return problems + [f"{key}.source: {entry['source']!r} is not a whole-dataset source; "
-                           f"give train: and test: sources ({sorted(datasets.SOURCES)})"]
-    for split in datasets.SPLITS:
+                           f"give train: and test: sources ({sorted(sources.SOURCES)})"]
+    for split in sources.SPLITS:
         spec = entry.get(split)
         if spec is None:
             if split == "test" or needs_train:
                 problems.append(f"{key}.{split}: required (the source of the {split} split)")
-        elif spec["source"] not in datasets.SOURCES or spec["source"] == "synthetic":
+        elif spec["source"] not in sources.SOURCES or spec["source"] == "synthetic":
             problems.append(f"{key}.{split}.source: unknown source {spec['source']!r}; "
-                            f"known: {sorted(set(datasets.SOURCES) - {'synthetic'})}")
+                            f"known: {sorted(set(sources.SOURCES) - {'synthetic'})}")
         elif spec["source"] in ("hf", "hf_disk") and "format" not in entry:
             problems.append(f"{key}.format: required for source {spec['source']!r} (how its rows convert)")
         elif spec["source"] in ("llava", "local") and "format" not in entry and "task_type" not in entry:

@@ -5,7 +5,7 @@ from functools import partial
 from tunebench import paths
 from tunebench.config import eval_sets, method_settings, training_settings, tune_method
 from tunebench.fingerprint import code_fingerprint
-from tunebench.methods import ADAPTER_KINDS
+from tunebench.methods.registry import ADAPTER_KINDS
 
 R = paths.results_dir(config)
 MODELS = list(config["models"])

@@ -1,8 +1,8 @@
-from tunebench import study
+from tunebench.stages import aggregate
 
 seeds = snakemake.params.seeds
 per_seed = len(snakemake.input.base_scores) // len(seeds)  # zero-shot scores: one file per eval set
-study.cell(
+aggregate.cell(
     snakemake.config,
     snakemake.wildcards.model,
     snakemake.wildcards.method,

@@ -1,3 +1,3 @@
-from tunebench import study
+from tunebench.stages import report
 
-study.figures(snakemake.config, snakemake.wildcards.model, snakemake.input.cells, dict(snakemake.output.items()))
+report.figures(snakemake.config, snakemake.wildcards.model, snakemake.input.cells, dict(snakemake.output.items()))

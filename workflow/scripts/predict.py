@@ -1,9 +1,9 @@
 import torch
 
-from tunebench import runs
+from tunebench.stages import predict
 
 torch.set_num_threads(snakemake.threads)
-runs.predict(
+predict.predict(
     snakemake.config,
     snakemake.wildcards.model,
     snakemake.wildcards.get("method"),

@@ -1,4 +1,4 @@
-from tunebench import study
+from tunebench.stages import prepare
 
-study.prepare(snakemake.config, snakemake.wildcards.name, snakemake.wildcards.split, snakemake.output.data,
+prepare.prepare(snakemake.config, snakemake.wildcards.name, snakemake.wildcards.split, snakemake.output.data,
               snakemake.output.manifest)

@@ -1,9 +1,9 @@
 import torch
 
-from tunebench import runs
+from tunebench.stages import pretrain
 
 torch.set_num_threads(snakemake.threads)
-runs.pretrain(
+pretrain.pretrain(
     snakemake.config,
     snakemake.wildcards.model,
     int(snakemake.wildcards.seed),

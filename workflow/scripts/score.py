@@ -1,7 +1,7 @@
-from tunebench import study
+from tunebench.stages import score
 
 names = snakemake.params.eval_sets
-study.score_run(
+score.score_run(
     snakemake.config,
     dict(zip(names, snakemake.input.predictions)),
     dict(zip(names, snakemake.input.tests)),

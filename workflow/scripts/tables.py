@@ -1,3 +1,3 @@
-from tunebench import study
+from tunebench.stages import aggregate
 
-study.tables(snakemake.config, snakemake.wildcards.model, snakemake.input.cells, dict(snakemake.output.items()))
+aggregate.tables(snakemake.config, snakemake.wildcards.model, snakemake.input.cells, dict(snakemake.output.items()))

@@ -1,6 +1,6 @@
-from tunebench import tune_job
+from tunebench.stages import tune
 
-tune_job.run(
+tune.run(
     {
         "config": snakemake.config,
         "model_name": snakemake.wildcards.model,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from .models import Family, decoder_layer_count
+from ..models.families import Family, decoder_layer_count
 
 
 class TrainableSetError(RuntimeError):
@@ -131,7 +131,9 @@ def _prompt_tuning(model, fam: Family, cfg: dict, losses=None):
 
 
 def _bottleneck_adapter(model, fam: Family, cfg: dict, losses=None):
-    from . import bottleneck  # heavy (torch): imported only when an adapter run needs it
+    from . import (
+        bottleneck,  # heavy (torch): imported only when an adapter run needs it
+    )
 
     _freeze_all(model)
     attach_modules(model, fam, cfg)

@@ -1,60 +1,16 @@
-"""The study's light steps, one function per workflow rule: data preparation, scoring and
-aggregation. They import no model code, so these jobs start in well under a second; the
-model-bound steps are in `runs`. Workflow scripts only unpack the `snakemake` object and call these."""
+"""Stages `cell` and `tables`: E/F/O per cell over seeds, and a model's table with its provenance."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import aggregation, datasets, paths, progress, provenance, report
-from .files import read_json, read_jsonl, write_json
-from .config import method_settings, primary_metric, scale, tune_method
-from .metrics import Sample, score
+from .. import progress, provenance
+from ..config import method_settings, primary_metric, scale
+from ..files import read_json, write_json
+from ..results import cells as cell_results
+from ..results import tables as table_results
+from ..results.figures import plot_tradeoff
 
-
-def prepare(config: dict, dataset: str, split: str, out: Path, manifest_out: Path) -> None:
-    frame, manifest = datasets.prepare(dataset, config["datasets"][dataset], split, config["data_seed"])
-    datasets.write_split(frame, out)
-    write_json(manifest, manifest_out)
-    progress.done(f"prepare {dataset} {split}", f"{len(frame)} records")
-
-
-# ---- evaluation -----------------------------------------------------------------------------
-
-def score_predictions(config: dict, dataset: str, predictions_path: Path, test_path: Path) -> dict:
-    records = {r["id"]: r for r in datasets.read_split(test_path)}
-    predictions = read_jsonl(predictions_path)
-    unknown = [p["id"] for p in predictions if p["id"] not in records]
-    if unknown or len(predictions) != len(records):
-        raise ValueError(f"{predictions_path}: {len(predictions)} predictions for {len(records)} test rows "
-                         f"of {dataset!r}; unknown ids: {unknown[:5]}")
-    samples = [Sample(id=p["id"], output=p["output"], answers=records[p["id"]]["answers"],
-                      choices=records[p["id"]]["choices"], image_id=records[p["id"]]["image_id"],
-                      category=records[p["id"]]["category"]) for p in predictions]
-    metric = config["datasets"][dataset]["metric"]
-    scores = score(metric, samples)
-    primary = primary_metric(config, dataset)
-    if primary not in scores:
-        raise KeyError(f"config key datasets.{dataset}.primary: {primary!r} is not among {sorted(scores)}")
-    return {"metric": metric, "primary": primary, "scale": scale(config, dataset), "scores": scores}
-
-
-def score_run(config: dict, predictions: dict[str, Path], tests: dict[str, Path], out: Path,
-              run_path: Path | None = None) -> None:
-    """Scores of one run on each of its eval sets; a diverged tuning run (per its run.json) has
-    none, and its scores file says so."""
-    run = read_json(run_path) if run_path else {}
-    job = f"score {'/'.join(Path(out).parts[-4:-1])} {Path(out).stem}"
-    if run.get("diverged"):
-        write_json({"diverged": run["diverged"]}, out)
-        progress.done(job, f"none: the run diverged at step {run['diverged']['step']}")
-        return
-    scores = {name: score_predictions(config, name, predictions[name], tests[name]) for name in predictions}
-    write_json(scores, out)
-    progress.done(job, ", ".join(f"{name} {s['scores'][s['primary']]:.1f}" for name, s in scores.items()))
-
-
-# ---- aggregation ----------------------------------------------------------------------------
 
 def _cell_provenance(config: dict, model_name: str, method: str, dataset: str, runs: dict[int, dict],
                      base_dirs: dict[int, Path], data_paths: list[Path]) -> dict:
@@ -83,7 +39,7 @@ def cell(config: dict, model_name: str, method: str, dataset: str, base_scores: 
     run_records = {seed: read_json(runs[seed]) for seed in config["seeds"]}
     per_seed = {seed: (merged(base_scores[seed]), read_json(tuned_scores[seed]), run_records[seed])
                 for seed in config["seeds"]}
-    result = aggregation.build_cell(model_name, method, dataset, list(config["upstream"]), per_seed,
+    result = cell_results.build_cell(model_name, method, dataset, list(config["upstream"]), per_seed,
                                     o_formula=config["aggregation"]["o"])
     result["settings"] = method_settings(config, method, model_name)
     result["metric"] = {d: f"{config['datasets'][d]['metric']}.{primary_metric(config, d)} x {scale(config, d):g}"
@@ -129,21 +85,7 @@ def table_caption(config: dict, model_name: str, cells: list[dict]) -> str:
 def tables(config: dict, model_name: str, cell_paths: list[Path], outputs: dict[str, Path]) -> None:
     cells = [read_json(p) for p in cell_paths]
     caption = table_caption(config, model_name, cells)
-    written = aggregation.write_tables(cells, Path(outputs["md"]).with_suffix(""), caption)
-    aggregation.plot_tradeoff(cells, Path(outputs["plot"]), f"{config['study']}: {model_name}")
+    written = table_results.write_tables(cells, Path(outputs["md"]).with_suffix(""), caption)
+    plot_tradeoff(cells, Path(outputs["plot"]), f"{config['study']}: {model_name}")
     write_json(_table_provenance(config, model_name, cells, cell_paths), outputs["provenance"])
     progress.done(f"tables {model_name}", f"{len(cells)} cells -> {', '.join(str(p) for p in written.values())}")
-
-
-def figures(config: dict, model_name: str, cell_paths: list[Path], outputs: dict[str, Path]) -> None:
-    """The report's own figures and the per-cell page."""
-    cells = [read_json(p) for p in cell_paths]
-    root = paths.results_dir(config)
-    logs = {(c["method"], c["dataset"]): {seed: Path(paths.tune_dir(root, model_name, tune_method(config, c["method"]),
-                                                                     c["dataset"], seed))
-                                          / "train_log.jsonl" for seed in config["seeds"]} for c in cells}
-    title = f"{config['study']}: {model_name}"
-    report.score_bars(cells, Path(outputs["scores"]), title)
-    report.loss_curves(cells, logs, Path(outputs["loss"]))
-    report.cells_page(cells, Path(outputs["cells"]), title)
-    progress.done(f"figures {model_name}", f"score bars, {len(cells)} loss curves, cell details")

@@ -13,7 +13,7 @@ one source per split (`train:` and `test:`), since evaluation copies often lack 
   a train split).
 
 The first two hold rows in the dataset's public schema, converted by the entry's `format`
-(tunebench.adapters.FORMATS). Every row is checked here (image present and decodable, an
+(tunebench.formats.FORMATS). Every row is checked here (image present and decodable, an
 answer, choices that fit); a bad row fails with the dataset, split and row id, or, with
 `skip_bad_rows: true`, is skipped and listed in the split's manifest. Never a silent drop.
 """
@@ -31,21 +31,10 @@ from typing import Callable, Sequence
 import polars as pl
 from PIL import Image
 
-from . import adapters, world
-from .adapters import TASK_TYPES, RowError
-from .files import atomic_write
+from . import formats, world
+from .formats import TASK_TYPES, RowError
+from .schema import SCHEMA
 
-SCHEMA = {
-    "id": pl.String,
-    "image_id": pl.String,
-    "image": pl.Binary,
-    "question": pl.String,
-    "choices": pl.List(pl.String),
-    "answers": pl.List(pl.String),
-    "task_type": pl.String,
-    "category": pl.String,
-    "split": pl.String,
-}
 SPLITS = ("train", "test")
 
 
@@ -66,7 +55,7 @@ class Rows:
 # ---- sources ---------------------------------------------------------------------------------
 
 def synthetic(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
-    """The embedded image world (tunebench.world)."""
+    """The embedded image world (tunebench.data.world)."""
     records = world.generate(entry["task"], entry[f"{split}_images"], seed=seed, split=split)
     return Rows(records, lambda r, i: [r], lambda r, i: r["id"])
 
@@ -107,9 +96,9 @@ def _load_hf(name: str, spec: dict, split: str, config_name: str | None):
 
 def formatted(rows: Sequence[dict], fmt_name: str, entry: dict, base_dir: Path | None, **ctx) -> Rows:
     """Rows in a public schema, converted by the format `fmt_name` (with the entry's options)."""
-    fmt = adapters.FORMATS[fmt_name]
+    fmt = formats.FORMATS[fmt_name]
     ctx = {"options": entry.get("options", {}), **ctx}
-    return Rows(rows, lambda row, i: fmt.convert(row, i, ctx), lambda row, i: adapters.row_id(row, i, fmt.id_fields),
+    return Rows(rows, lambda row, i: fmt.convert(row, i, ctx), lambda row, i: formats.row_id(row, i, fmt.id_fields),
                 base_dir)
 
 
@@ -126,7 +115,7 @@ def hf_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
 
 
 def _task_type(entry: dict) -> str:
-    return entry["task_type"] if "task_type" in entry else adapters.FORMATS[entry["format"]].task_type
+    return entry["task_type"] if "task_type" in entry else formats.FORMATS[entry["format"]].task_type
 
 
 def _read_file(name: str, split: str, path: Path) -> list[dict]:
@@ -148,7 +137,7 @@ def file_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows
     path = Path(spec["path"])
     rows = _read_file(name, split, path)
     task_type = _task_type(entry)
-    convert = adapters.llava if spec["source"] == "llava" else adapters.own
+    convert = formats.llava if spec["source"] == "llava" else formats.own
     return Rows(rows, lambda row, i: convert(row, i, task_type), lambda row, i: str(row.get("id", i)),
                 Path(spec.get("images", path.parent)))
 
@@ -285,11 +274,3 @@ def prepare(name: str, entry: dict, split: str, seed: int) -> tuple[pl.DataFrame
                 "rows_available": len(rows.rows), "rows_read": read, "records": len(records),
                 "filtered": filtered, "skipped": len(skipped), "skipped_rows": skipped}
     return pl.DataFrame(records, schema=SCHEMA), manifest
-
-
-def write_split(frame: pl.DataFrame, path: Path) -> None:
-    atomic_write(path, frame.write_parquet)
-
-
-def read_split(path: Path) -> list[dict]:
-    return pl.read_parquet(path).to_dicts()

@@ -9,8 +9,8 @@ from base64 import urlsafe_b64decode
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
-from .files import read_json
+from .. import paths
+from ..files import read_json
 
 STATES = ("done", "running", "failed", "missing")
 

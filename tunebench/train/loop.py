@@ -1,37 +1,28 @@
-"""Training: encode records once, draw seeded mixed batches, optimise with accelerate.
-
-The same loop pretrains the embedded base model and tunes any model with any method. The loss is
-averaged per sample over its answer tokens, then over the batch, so long captions do not dominate
-short answers. Every run writes a step log (loss, lr, samples/s) beside its output.
-"""
+"""The training loop: the same loop pretrains the embedded base model and tunes any model with any
+method. The loss is averaged per sample over its answer tokens, then over the batch, so long
+captions do not dominate short answers. Every run writes a step log (loss, lr, samples/s) beside
+its output, and checkpoints that a rerun resumes from."""
 
 from __future__ import annotations
 
-import functools
-import io
 import json
 import math
 import os
 import random
 import resource
 import time
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
-from PIL import Image
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from .files import atomic_write
-from .modeling import answer_text, prompt_text
+from ..files import atomic_write
+from ..models.inputs import Encoded, collate
+from .batches import Batches
 
-# Processors walk every image of a call once per image (LLaVA-OneVision's token expansion):
-# moderate chunks keep that cheap while still batching the image work.
-ENCODE_CHUNK = 64
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
@@ -39,123 +30,6 @@ class Diverged(RuntimeError):
     def __init__(self, step: int, loss: float):
         super().__init__(f"loss became {loss} at step {step}")
         self.step, self.loss = step, loss
-
-
-def target_text(record: dict) -> str:
-    """What the model is taught to answer: the most common reference (VQA's 10 human answers),
-    else the first one (the gold letter, the canonical caption)."""
-    answers = record["answers"]
-    if record["task_type"] == "vqa":
-        return Counter(answers).most_common(1)[0][0]
-    return answers[0]
-
-
-TEXT_KEYS = ("input_ids", "attention_mask")
-
-
-@dataclass
-class Encoded:
-    """Per record: token ids, the prompt length (loss starts after it), other per-token inputs some
-    families need (Qwen2-VL's mm_token_type_ids), and its image tensors as the processor made them."""
-
-    input_ids: list[list[int]]
-    prompt_lengths: list[int]
-    token_inputs: list[dict[str, list[int]]]
-    images: list[dict[str, torch.Tensor]]
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-def load_image(record: dict) -> Image.Image:
-    return Image.open(io.BytesIO(record["image"])).convert("RGB")
-
-
-def _split_images(batch, keys: list[str], n: int) -> list[dict[str, torch.Tensor]]:
-    """One dict of image tensors per record. Most processors stack images on dim 0; Qwen2-VL
-    concatenates every image's patches, counted by its (t, h, w) grid."""
-    per_record = [{} for _ in range(n)]
-    patches = batch["image_grid_thw"].prod(-1).tolist() if "image_grid_thw" in batch else None
-    for key in keys:
-        value = batch[key]
-        if patches and key != "image_grid_thw" and value.shape[0] == sum(patches):
-            pieces = value.split(patches)
-        elif value.shape[0] == n:
-            pieces = value.split(1)
-        else:
-            raise ValueError(f"processor output {key!r} of shape {tuple(value.shape)} does not split into {n} records")
-        for record, piece in zip(per_record, pieces):
-            record[key] = piece
-    return per_record
-
-
-def encode(records: list[dict], processor, with_targets: bool) -> Encoded:
-    """Run the model's real processor once per record, in chunks (its image work dominates). The
-    answer is written in the family's chat format, end-of-turn token included."""
-    tokenizer = processor.tokenizer
-    # Rendering the chat template is slow and a set asks few distinct questions: render each once.
-    prompts = {q: prompt_text(processor, q) for q in {r["question"] for r in records}}
-    answers = functools.cache(lambda question, target: tokenizer(
-        answer_text(processor, question, target), add_special_tokens=False)["input_ids"])
-    data = Encoded([], [], [], [])
-    for start in range(0, len(records), ENCODE_CHUNK):
-        chunk = records[start:start + ENCODE_CHUNK]
-        batch = processor(
-            images=[[load_image(r)] for r in chunk],
-            text=[prompts[r["question"]] for r in chunk],
-            return_tensors="pt",
-            padding=True,
-        )
-        shape = batch["input_ids"].shape
-        per_token = [k for k in batch if k not in TEXT_KEYS and batch[k].shape == shape]
-        data.images += _split_images(batch, [k for k in batch if k not in TEXT_KEYS and k not in per_token], len(chunk))
-        for i, record in enumerate(chunk):
-            keep = batch["attention_mask"][i].bool()
-            prompt = batch["input_ids"][i][keep].tolist()
-            answer = answers(record["question"], target_text(record)) if with_targets else []
-            data.input_ids.append(prompt + answer)
-            data.prompt_lengths.append(len(prompt))
-            data.token_inputs.append({k: batch[k][i][keep].tolist() + [0] * len(answer) for k in per_token})
-    return data
-
-
-def image_batch(data: Encoded, indices: list[int]) -> dict[str, torch.Tensor]:
-    """The records' image tensors concatenated; where their shapes differ (a varying number of image
-    crops) zero-padded, which these models read as padding."""
-    batch = {}
-    for key in data.images[indices[0]]:
-        parts = [data.images[i][key] for i in indices]
-        shape = [max(sizes) for sizes in zip(*(p.shape[1:] for p in parts))]
-        padded = [torch.nn.functional.pad(p, [x for dim in reversed(range(1, p.dim()))
-                                                for x in (0, shape[dim - 1] - p.shape[dim])]) for p in parts]
-        batch[key] = torch.cat(padded)
-    return batch
-
-
-def padded(data: Encoded, indices: list[int], pad_id: int, side: str) -> dict[str, torch.Tensor]:
-    """Token inputs padded to the longest sequence of these records only (never a global length)."""
-    width = max(len(data.input_ids[i]) for i in indices)
-    keys = ["input_ids", "attention_mask", *data.token_inputs[indices[0]]]
-    batch = {k: torch.zeros((len(indices), width), dtype=torch.long) for k in keys}
-    batch["input_ids"].fill_(pad_id)
-    for row, i in enumerate(indices):
-        n = len(data.input_ids[i])
-        cols = slice(0, n) if side == "right" else slice(width - n, width)
-        batch["input_ids"][row, cols] = torch.tensor(data.input_ids[i])
-        batch["attention_mask"][row, cols] = 1
-        for key, values in data.token_inputs[i].items():
-            batch[key][row, cols] = torch.tensor(values)
-    return batch
-
-
-def collate(data: Encoded, indices: list[int], pad_id: int) -> dict:
-    """Right-padded batch with labels only on answer tokens (prompt, image and padding masked)."""
-    batch = padded(data, indices, pad_id, side="right")
-    labels = torch.full_like(batch["input_ids"], -100)
-    for row, i in enumerate(indices):
-        start, end = data.prompt_lengths[i], len(data.input_ids[i])
-        labels[row, start:end] = batch["input_ids"][row, start:end]
-    return {**batch, "labels": labels, **image_batch(data, indices)}
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -181,74 +55,6 @@ def losses_on(data: Encoded, batches, pad_id: int):
             labels = batch.pop("labels")
             yield batch_loss(model, batch, labels)
     return losses
-
-
-@dataclass(frozen=True)
-class Phase:
-    """`steps` steps drawing each batch from pools in fixed proportions (pool name -> fraction)."""
-
-    steps: int
-    mix: dict[str, float]
-
-
-def batch_counts(mix: dict[str, float], batch_size: int) -> dict[str, int]:
-    """Samples per pool in every batch, by largest remainder, so proportions hold exactly per batch."""
-    total = sum(mix.values())
-    raw = {k: batch_size * v / total for k, v in mix.items()}
-    counts = {k: int(math.floor(x)) for k, x in raw.items()}
-    for k in sorted(raw, key=lambda k: raw[k] - counts[k], reverse=True)[: batch_size - sum(counts.values())]:
-        counts[k] += 1
-    return counts
-
-
-class Batches:
-    """Seeded batch indices into one concatenated Encoded set, pool by pool."""
-
-    def __init__(self, pools: dict[str, range], phases: list[Phase], batch_size: int, seed: int):
-        self.pools, self.phases, self.batch_size = pools, phases, batch_size
-        self.rng = random.Random(seed)
-
-    def __iter__(self):
-        for phase in self.phases:
-            counts = batch_counts(phase.mix, self.batch_size)
-            for _ in range(phase.steps):
-                batch = []
-                for pool, n in counts.items():
-                    batch += self.rng.choices(self.pools[pool], k=n)
-                yield batch
-
-    @property
-    def total_steps(self) -> int:
-        return sum(p.steps for p in self.phases)
-
-
-class LengthGrouped:
-    """Batches regrouped by length: every `group` consecutive batches are pooled, sorted by sequence
-    length and split again, so a batch holds similar lengths and pads little; the group's batches
-    are then yielded in seeded random order. Mixing fractions hold per group instead of per batch."""
-
-    def __init__(self, batches: Batches, lengths: list[int], group: int, seed: int):
-        self.batches, self.lengths, self.group = batches, lengths, group
-        self.rng = random.Random(seed)
-        self.total_steps, self.batch_size = batches.total_steps, batches.batch_size
-
-    def __iter__(self):
-        batches = iter(self.batches)
-        while chunk := [b for _, b in zip(range(self.group), batches)]:
-            pooled = sorted((i for b in chunk for i in b), key=lambda i: self.lengths[i])
-            regrouped = [pooled[k:k + self.batch_size] for k in range(0, len(pooled), self.batch_size)]
-            self.rng.shuffle(regrouped)
-            yield from regrouped
-
-
-def concat(parts: dict[str, Encoded]) -> tuple[Encoded, dict[str, range]]:
-    pools, offset, merged = {}, 0, Encoded([], [], [], [])
-    for name, part in parts.items():
-        pools[name] = range(offset, offset + len(part))
-        offset += len(part)
-        for field in ("input_ids", "prompt_lengths", "token_inputs", "images"):
-            getattr(merged, field).extend(getattr(part, field))
-    return merged, pools
 
 
 def seed_everything(seed: int) -> None:

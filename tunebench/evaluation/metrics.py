@@ -56,8 +56,8 @@ import re
 import shutil
 import string
 from collections import defaultdict
-from dataclasses import dataclass
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

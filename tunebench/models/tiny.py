@@ -1,8 +1,8 @@
 """Tiny, randomly initialised models of every family's exact architecture, built from config with a
 tokenizer trained locally: what the tests and CPU benchmarks load through the same code path
-(`modeling.load`) a real checkpoint takes. Nothing is downloaded.
+(`loading.load`) a real checkpoint takes. Nothing is downloaded.
 
-    model, processor = tiny.build("qwen2_vl", texts)      # then modeling.save(model, processor, dir)
+    model, processor = tiny.build("qwen2_vl", texts)      # then loading.save(model, processor, dir)
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
+from tokenizers import models as bpe_models
 from transformers import (
     Idefics3Config,
     Idefics3ForConditionalGeneration,
@@ -30,8 +31,8 @@ from transformers import (
     SmolVLMProcessor,
 )
 
-from . import modeling
-from .models import FAMILIES
+from . import embedded, loading
+from .families import FAMILIES
 
 HIDDEN, HEADS, TEXT_LAYERS = 32, 2, 4
 IMAGE = 32  # px; images are resized to this
@@ -44,7 +45,7 @@ IDEFICS_TOKENS = {"image_token": "<image>", "fake_image_token": "<fake_token_aro
 
 
 def tokenizer(texts: list[str], specials: dict[str, str], eos: str, vocab_size: int = 400) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE())
+    tok = Tokenizer(bpe_models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     fixed = ["<pad>", "<|im_start|>", "<|im_end|>", eos, *specials.values()]
@@ -76,7 +77,7 @@ def _qwen(config_class, model_class, processor_class, vision: dict):
                               **ids)
         image_processor = Qwen2VLImageProcessorPil(patch_size=8, merge_size=2, temporal_patch_size=2,
                                                    size={"shortest_edge": IMAGE * IMAGE, "longest_edge": IMAGE * IMAGE})
-        processor = modeling.image_only(processor_class)(image_processor=image_processor, tokenizer=tok,
+        processor = loading.image_only(processor_class)(image_processor=image_processor, tokenizer=tok,
                                                          chat_template=FAMILIES["qwen2_vl"].chat_template)
         return model_class(config), processor
     return build
@@ -94,17 +95,17 @@ def _idefics3(config_class, model_class, image_processor_class, processor_class,
         image_processor = image_processor_class(size={"longest_edge": IMAGE}, max_image_size={"longest_edge": IMAGE},
                                                 do_image_splitting=False)
         # (32 px / 8 px patches)^2 = 16 patches, pixel-shuffled by scale 2: 4 image tokens
-        processor = modeling.image_only(processor_class)(image_processor=image_processor, tokenizer=tok,
+        processor = loading.image_only(processor_class)(image_processor=image_processor, tokenizer=tok,
                                                          image_seq_len=4, chat_template=FAMILIES[family].chat_template)
         return model_class(config), processor
     return build
 
 
 def _llava_onevision(texts: list[str]):
-    tok = modeling.train_tokenizer(texts, [], 400)
+    tok = embedded.train_tokenizer(texts, [], 400)
     arch = dict(hidden_size=HIDDEN, image_size=IMAGE, patch_size=8, vision_layers=1, text_layers=TEXT_LAYERS,
                 heads=HEADS, kv_heads=1, vocab_size=400)
-    return modeling.build_embedded(tok, arch, seed=torch.initial_seed())
+    return embedded.build_embedded(tok, arch, seed=torch.initial_seed())
 
 
 BUILDERS = {
@@ -129,5 +130,5 @@ def build(family: str, texts: list[str], seed: int = 0):
 
 def save_tiny(family: str, texts: list[str], out: Path, seed: int = 0) -> Path:
     model, processor = build(family, texts, seed)
-    modeling.save(model, processor, out)
+    loading.save(model, processor, out)
     return Path(out)

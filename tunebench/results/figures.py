@@ -1,5 +1,6 @@
-"""What `snakemake --report` shows beyond the tables: zero-shot vs tuned scores, training loss per cell,
-and a page of every cell's costs and provenance. Matplotlib is imported only when a figure is drawn."""
+"""The figures: the E-vs-F trade-off plot of a model's methods, and what `snakemake --report` shows
+beyond the tables (zero-shot vs tuned scores, training loss per cell, a page of every cell's costs
+and provenance). Matplotlib is imported only when a figure is drawn."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import html
 import json
 from pathlib import Path
 
-from .files import read_jsonl, write_text
+import polars as pl
+
+from ..config import sweep_entry
+from ..files import read_jsonl, write_text
+from .tables import MEAN_GROUP, first_seen, results_frame
 
 
 def figure(width: float, height: float):
@@ -26,6 +31,52 @@ def save(fig, out_png: Path) -> Path:
     fig.tight_layout()
     fig.savefig(out_png)
     return out_png
+
+
+def plot_tradeoff(cells: list[dict], out_png: Path, title: str) -> Path:
+    """E vs F per method (see `tradeoff_figure`) as a PNG."""
+    return save(tradeoff_figure(cells, title), out_png)
+
+
+def tradeoff_figure(cells: list[dict], title: str):
+    """E vs F per method: a labelled marker at the mean over datasets, faded ones per dataset. The
+    methods of one sweep (<entry>@<value>) share a colour and a line joins them in sweep order."""
+    frame = results_frame(cells)
+    fig = figure(6.4, 4.8)
+    ax = fig.add_subplot()
+    methods = first_seen(frame["method"])
+    entries = first_seen(sweep_entry(m) for m in methods)
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for method in methods:
+        color = f"C{entries.index(sweep_entry(method)) % 10}"
+        rows = frame.filter((pl.col("method") == method) & pl.col("E_mean").is_not_null())
+        per_dataset = rows.filter(pl.col("dataset") != MEAN_GROUP)
+        ax.scatter(per_dataset["E_mean"], per_dataset["F_mean"], s=14, color=color, alpha=0.3)
+        overall = rows.filter(pl.col("dataset") == MEAN_GROUP)
+        if overall.is_empty():
+            # No comparable mean (see the table footnotes); label its datasets so it stays visible.
+            for d in per_dataset.iter_rows(named=True):
+                ax.annotate(
+                    f"{method} ({d['dataset']} only)", (d["E_mean"], d["F_mean"]),
+                    textcoords="offset points", xytext=(5, -10), fontsize=7, color=color,
+                )
+            continue
+        r = overall.row(0, named=True)
+        ax.errorbar(
+            r["E_mean"], r["F_mean"], xerr=r["E_std"], yerr=r["F_std"],
+            fmt="o", color=color, markersize=7, capsize=3,
+        )
+        ax.annotate(method, (r["E_mean"], r["F_mean"]), textcoords="offset points", xytext=(6, 6), fontsize=9)
+        curves.setdefault(sweep_entry(method), []).append((r["E_mean"], r["F_mean"]))
+    for entry, points in curves.items():
+        if len(points) > 1:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, "-", color=f"C{entries.index(entry) % 10}", linewidth=1.2, alpha=0.8)
+    ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("E: specialization gain (points)")
+    ax.set_ylabel("F: upstream change (points, < 0 = forgetting)")
+    ax.set_title(title)
+    return fig
 
 
 def score_bars(cells: list[dict], out_png: Path, title: str) -> Path:

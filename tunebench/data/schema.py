@@ -1,0 +1,36 @@
+"""tunebench's one record schema and its Parquet files: every source becomes these columns.
+
+A record is {id, image_id, image (PNG/JPEG bytes), question (the full prompt), choices, answers,
+task_type, category, split}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from ..files import atomic_write
+
+SCHEMA = {
+    "id": pl.String,
+    "image_id": pl.String,
+    "image": pl.Binary,
+    "question": pl.String,
+    "choices": pl.List(pl.String),
+    "answers": pl.List(pl.String),
+    "task_type": pl.String,
+    "category": pl.String,
+    "split": pl.String,
+}
+
+
+def write_split(frame: pl.DataFrame, path: Path) -> None:
+    atomic_write(path, frame.write_parquet)
+
+
+def read_split(path: Path) -> list[dict]:
+    return pl.read_parquet(path).to_dicts()
+
+
+def read_splits(paths: dict[str, Path]) -> dict[str, list[dict]]:
+    return {name: read_split(path) for name, path in paths.items()}
