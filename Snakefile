@@ -1,6 +1,6 @@
 # tunebench: how much does tuning a multimodal LLM gain on your task, and how much does it forget?
 # dataset preparation -> zero-shot eval -> tuning -> downstream and upstream eval -> E/F/O tables.
-from tunebench.config import validate
+from tunebench.config import check_config_files
 
 
 # The embedded study unless --configfile names another; never a merge of the two (a merge would mix
@@ -10,13 +10,14 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# Every file given to --configfile must be a study config (a target typed after it is read as one).
+check_config_files(workflow.overwrite_configfiles or [])
+
 
 report: "workflow/report/workflow.rst"
 
 
-validate(config)  # schema (workflow/schemas/config.schema.yaml) + names; fails before any job runs
-
-
+# The resolved plan (tunebench.plan): schema, names and every setting checked before any job runs.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/base.smk"
@@ -34,9 +35,10 @@ localrules:
     score,
     cell,
     tables,
+    tradeoff,
     figures,
 
 
 rule all:
     input:
-        all_outputs(),
+        PLAN.all_outputs(),

@@ -1,5 +1,5 @@
 import pytest
-from workflow_helpers import snakemake
+from workflow_helpers import snakemake, write_own_data
 
 from tunebench.data import world
 from tunebench.models import embedded
@@ -37,5 +37,6 @@ def shared_tiny_model(tiny_records):
 def study(tmp_path_factory):
     """The small study (tests/config/small.yaml) run once through the real workflow: (workdir, results)."""
     workdir = tmp_path_factory.mktemp("study")
+    write_own_data(workdir)
     (workdir / "run.log").write_text(snakemake(workdir))
     return workdir, workdir / "results" / "small"

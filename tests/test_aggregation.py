@@ -64,10 +64,11 @@ def test_primary_score_reads_primary_metric_and_names_missing_dataset():
 
 def test_scale_puts_mme_in_percent_of_its_maximum():
     # MME total 1400 of 2800 with scale 100/2800 enters E/F/O as 50 points.
-    mme = {"mme": {"metric": "mme", "primary": "total", "scale": 100 / 2800, "scores": {"total": 1400.0}}}
-    assert primary_score(mme, "mme") == pytest.approx(50.0)
+    mme = {"mme": {"metric": "mme", "primary": "total", "scores": {"total": 1400.0}}}
+    assert primary_score(mme, "mme", 100 / 2800) == pytest.approx(50.0)
     tuned = {"mme": {**mme["mme"], "scores": {"total": 1260.0}}}
-    result = seed_result({**BASE, **mme}, {**scores(down=30.0, up_a=80.0), **tuned}, run(0), "down", ["up_a", "mme"])
+    result = seed_result({**BASE, **mme}, {**scores(down=30.0, up_a=80.0), **tuned}, run(0), "down", ["up_a", "mme"],
+                         {"mme": 100 / 2800})
     assert result["F"] == pytest.approx((0.0 + (45.0 - 50.0)) / 2)  # MME fell 140 of 2800 = 5 points
 
 
@@ -89,7 +90,7 @@ def test_seed_result_hand_computed():
 def test_seed_result_rejects_unknown_o_formula_and_missing_upstream_score():
     tuned = scores(down=70.0, up_a=70.0)
     with pytest.raises(ValueError, match="o_formula"):
-        seed_result(BASE, scores(down=70.0, up_a=70.0, up_b=62.0), run(0), "down", UPSTREAM, "max")
+        seed_result(BASE, scores(down=70.0, up_a=70.0, up_b=62.0), run(0), "down", UPSTREAM, o_formula="max")
     with pytest.raises(KeyError, match="up_b"):
         seed_result(BASE, tuned, run(0), "down", UPSTREAM)
 
@@ -173,7 +174,22 @@ def test_markdown_has_formulas_and_mean_pm_std(tmp_path):
     assert "52.0 ± 2.8" in rows["lora"]
     assert "-4.0 ± 0.0" in rows["lora"]
     assert "41.0 ± 1.4" in rows["full"]
-    assert "43.0 ± 1.4" in rows["lora"]  # Mean E: mean(52, 34) ± mean(2.83, 0)
+    # Mean E over the seeds with a result on every set (seed 0 alone): (50 + 34) / 2, no spread
+    assert rows["lora"].endswith("**42.0 ± 0.0** | **-4.0 ± 0.0** | **38.0 ± 0.0** |")
+
+
+def test_the_mean_columns_spread_is_over_each_seeds_mean_over_the_sets(tmp_path):
+    """Anti-correlated seeds: seed 0 gains more on one set, seed 1 on the other. Per seed, the mean
+    E over the sets is 45 and 44 (mean 44.5, std 0.71); averaging the per-set stds (2.83 and 4.24)
+    would claim 3.5."""
+    cells = [build_cell("m", "lora", "ds_one", UPSTREAM, {0: seed_inputs(0, 70.0, dataset="ds_one"),
+                                                         1: seed_inputs(1, 74.0, dataset="ds_one")}),
+             build_cell("m", "lora", "ds2", UPSTREAM, {0: seed_inputs(0, 60.0, dataset="ds2"),
+                                                      1: seed_inputs(1, 54.0, dataset="ds2")})]
+    csv = pl.read_csv(write_tables(cells, tmp_path / "m", "c")["csv"])
+    mean = csv.filter(pl.col("dataset") == "mean").row(0, named=True)
+    assert mean["E_mean"] == pytest.approx(44.5) and mean["E_std"] == pytest.approx(0.5 ** 0.5)
+    assert mean["n_seeds"] == 2
 
 
 def test_csv_reread_with_polars(tmp_path):
@@ -190,7 +206,7 @@ def test_csv_reread_with_polars(tmp_path):
     assert lora_one["O_mean"] == pytest.approx(48.0)
     assert lora_one["n_seeds"] == 2 and lora_one["trainable_params"] == 1000
     full_mean = csv.filter((pl.col("method") == "full") & (pl.col("dataset") == "mean")).row(0, named=True)
-    assert full_mean["E_mean"] == pytest.approx((41.0 + 40.0) / 2)
+    assert full_mean["E_mean"] == pytest.approx((40.0 + 40.0) / 2)  # seed 0, the one with a result on both sets
     assert full_mean["n_seeds"] == 1
 
 
@@ -204,7 +220,7 @@ def test_latex_booktabs_escaping_and_bold_best(tmp_path):
     assert r"\sum_{u \in U}" in tex and "$O = E + F$" in tex
     assert r"\textbf{52.0 $\pm$ 2.8}" in tex  # best E on ds_one (lora)
     assert r"full & 41.0 $\pm$ 1.4 &" in tex  # full's E on ds_one is not best
-    assert r"\textbf{43.0 $\pm$ 1.4}" in tex  # best Mean E (lora)
+    assert r"\textbf{42.0 $\pm$ 0.0}" in tex  # best Mean E (lora)
     assert r"$-$4.0 $\pm$ 0.0" in tex  # F as a real minus sign
     assert r"\textbf{40.0 $\pm$ 0.0}" in tex  # best E on ds2 (full)
 
@@ -302,6 +318,6 @@ def test_the_caption_names_methods_with_their_own_replay_fraction(tmp_path):
 
     cells = [{**build_cell("m", method, "down", UPSTREAM, {0: seed_inputs(0, 50.0)}), "settings": {"replay": replay}}
              for method, replay in (("lora", 0.05), ("lora_replay", 0.3))]
-    config = {"study": "s", "seeds": [0], "upstream": UPSTREAM, "tuning": {"replay": 0.05}}
-    caption = aggregate.table_caption(config, "m", cells)
+    job = {"model": "m", "study": "s", "seeds": [0], "upstream": UPSTREAM, "replay": 0.05}
+    caption = aggregate.table_caption(job, cells)
     assert caption.endswith("mixes in 5% upstream replay (a forgetting mitigation), except: lora_replay 30%.")

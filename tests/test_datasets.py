@@ -20,7 +20,7 @@ from public_fixtures import (
     write_own,
 )
 
-from tunebench.config import validate
+from tunebench import plan as study_plan
 from tunebench.data import schema, sources
 from tunebench.data.world import CAPTION_PROMPT, CHOICE_INSTRUCTION, SHORT_INSTRUCTION
 from tunebench.evaluation import prediction, scoring
@@ -88,20 +88,21 @@ def prepared(tmp_path, name, entry, split="test"):
     return path, schema.read_split(path), manifest
 
 
-def scored(tmp_path, config, name, test_path, outputs, tag):
+def scored(tmp_path, plan, name, test_path, outputs, tag):
     records = schema.read_split(test_path)
     preds = tmp_path / "predictions" / tag / f"{name}.jsonl"
     write_jsonl([{"id": r["id"], "prompt": r["question"], "output": o} for r, o in zip(records, outputs)], preds)
-    return scoring.score_predictions(config, name, preds, test_path)
+    job = plan.score_job([name])[name]
+    return scoring.score_predictions(name, job["metric"], job["primary"], preds, test_path)
 
 
 def study_config(name, entry):
-    """A validated study config holding `entry` as an upstream set."""
+    """The resolved plan of a study holding `entry` as an upstream set."""
     down = {"source": "synthetic", "task": "big_colour", "metric": "exact_match", "train_images": 1, "test_images": 2}
-    return validate({
+    return study_plan.build({
         "study": "t", "seeds": [0], "models": {"m": {"family": "llava_onevision", "source": "hf", "path": "x"}},
         "datasets": {name: entry, "down": down}, "upstream": [name], "downstream": ["down"],
-        "tuning": {"steps": 1}, "methods": {"last": {"kind": "last", "lr": 1e-3}},
+        "tuning": {"steps": 1, "batch_size": 1}, "methods": {"last": {"kind": "last", "lr": 1e-3}},
     })
 
 
@@ -120,7 +121,8 @@ def test_public_dataset_prepare_predict_score(tmp_path, shared_tiny_model, name)
     assert all(r["split"] == "test" for r in records)
     for r in records:
         Image.open(io.BytesIO(r["image"])).load()
-    assert manifest["records"] == len(records) == public.extra.get("records", manifest["records"])
+    # one record per public row, unless the format makes several (OCR-VQA) or filters (IconQA)
+    assert manifest["records"] == len(records) == public.extra.get("records", len(public.rows))
     assert manifest["skipped"] == 0 and manifest["source"]["source"] == "hf"
 
     # save_to_disk copy, read as the train split: the same records.
@@ -348,7 +350,7 @@ def test_bad_rows_skipped_when_allowed_are_counted_and_listed(tmp_path):
 def test_study_prepare_writes_the_manifest(tmp_path):
     entry = with_rows(tmp_path, PUBLIC["pathvqa"](), lambda rows: rows[0].update(image=None), skip=True)
     config = study_config("pathvqa", entry)
-    prepare_stage.prepare(config, "pathvqa", "test", tmp_path / "t.parquet", tmp_path / "t.manifest.json")
+    prepare_stage.prepare(config.prepare_job("pathvqa", "test"), tmp_path / "t.parquet", tmp_path / "t.manifest.json")
     manifest = read_json(tmp_path / "t.manifest.json")
     assert manifest["skipped_rows"] == [{"row": "0", "reason": "missing image"}]
     assert len(schema.read_split(tmp_path / "t.parquet")) == 2

@@ -197,7 +197,8 @@ def test_every_method_trains_one_step_and_its_result_reloads(family, kind, check
         assert not torch.allclose(_logits(model, {**batch, "pixel_values": batch["pixel_values"].flip(0)}), tuned)
     weights.save_tuned(model, expected, tmp_path / "tuned")
 
-    spec = {"family": family, "source": "hf", "path": str(checkpoints(family)), "trust_remote_code": family == "vila"}
+    spec = {"family": family, "source": "hf", "path": str(checkpoints(family)), "trust_remote_code": family == "vila",
+            "precision": "fp32", "attn_implementation": "auto"}
     reloaded, _ = weights.load_tuned(spec, spec["path"], tmp_path / "tuned", settings)
     base = reloaded.get_base_model() if kind == "prompt" else reloaded
     after = {n: p.detach() for n, p in base.named_parameters()}

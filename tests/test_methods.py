@@ -11,7 +11,9 @@ from tunebench.train import batches as batching
 from tunebench.train import loop as training
 
 FAMILY = families.family("llava_onevision")
-SPEC = {"family": "llava_onevision", "source": "embedded"}
+# A models entry as the plan hands it to loading (schema defaults filled in).
+SPEC = {"family": "llava_onevision", "source": "embedded", "trust_remote_code": False, "precision": "fp32",
+        "attn_implementation": "auto"}
 LAYERS = "model.language_model.layers"
 
 

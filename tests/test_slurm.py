@@ -17,15 +17,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from workflow_helpers import ROOT, SMALL, planned_jobs
+from workflow_helpers import ROOT, SMALL, planned_jobs, write_own_data
 
-# The model jobs of the small study (one seed): pretraining, zero-shot prediction on each of the 4 test
+# The model jobs of the small study (one seed): pretraining, zero-shot prediction on each of the 5 test
 # sets, one tuning per method on big_count (`lora` by `tune`; `last` and the diverging `boom` by
 # `tune_weights`) and its predictions.
-CLUSTER_JOBS = {"pretrain": 1, "predict_zeroshot": 4, "tune": 1, "tune_weights": 2, "predict_tuned": 3}
+CLUSTER_JOBS = {"pretrain": 1, "predict_zeroshot": 5, "tune": 1, "tune_weights": 2, "predict_tuned": 3}
 TUNE_RULES = ("tune", "tune_weights")
 # The rest run on the submit host: the Snakefile's `localrules`.
-LIGHT_RULES = {"all", "prepare", "score", "cell", "tables", "figures"}
+LIGHT_RULES = {"all", "prepare", "score", "cell", "tables", "tradeoff", "figures"}
 # The test cluster has no GPU and little memory: override the profile's requests (the README's recipe).
 TEST_CLUSTER_RESOURCES = [*(f"{rule}:gpu=0" for rule in CLUSTER_JOBS),
                           *(f"{rule}:{setting}" for rule in TUNE_RULES for setting in ("mem_mb=1500", "runtime=10"))]
@@ -71,6 +71,7 @@ def localrules() -> set[str]:
 def test_the_slurm_profile_asks_a_gpu_for_every_model_job(tmp_path):
     """The profile's set-resources name the workflow's model rules, and every other rule is a localrule
     (a renamed or new rule would lose its GPU, or go to SLURM with the default resources)."""
+    write_own_data(tmp_path)
     profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
     cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(tmp_path), "--configfile", str(SMALL), "-n"]
@@ -87,6 +88,7 @@ def test_the_slurm_profile_asks_a_gpu_for_every_model_job(tmp_path):
 
 
 def test_the_small_study_runs_as_slurm_jobs_and_gives_the_local_results(job_completion_log, study, tmp_path):
+    write_own_data(tmp_path)
     prefix = f"tbtest{uuid.uuid4().hex[:8]}"
     cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(tmp_path), "--configfile", str(SMALL), "--slurm-no-account",
@@ -116,8 +118,8 @@ def test_the_small_study_runs_as_slurm_jobs_and_gives_the_local_results(job_comp
     on_slurm = tmp_path / "results" / "small"
     assert table_without_timing(on_slurm) == table_without_timing(local)
     assert losses(on_slurm) == losses(local) and len(losses(local)) == 4  # pretrain + 3 tunings
-    # 4 zero-shot + 3 tunings x 4 sets (boom's are empty: it diverged)
-    assert predictions(on_slurm) == predictions(local) and len(predictions(local)) == 16
+    # 5 zero-shot + 3 tunings x 5 sets (boom's are empty: it diverged)
+    assert predictions(on_slurm) == predictions(local) and len(predictions(local)) == 20
 
 
 def table_without_timing(results: Path) -> list[dict]:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from base64 import urlsafe_b64encode
 
+import polars as pl
 import pytest
 import yaml
 from workflow_helpers import ROOT, SMALL, snakemake
@@ -46,7 +47,10 @@ def test_failed_running_and_missing_cells(grown):
     workdir, configfile = grown
     snakemake(workdir, "results/small/cells/tiny/broken/big_count.json", configfile=configfile, check=False)
     cells = status(workdir, configfile)
-    assert cells["broken"][0] == "failed" and "rule tune failed" in cells["broken"][1]
+    # the job's own error (peft's), from its log file
+    state, detail = cells["broken"]
+    assert state == "failed" and detail.startswith("rule tune failed: NoMatchingPeftModuleError: Target modules")
+    assert "(no_such_module)" in detail and detail.endswith("(log results/small/logs/tune/tiny.broken.big_count.seed0.log)")
     assert cells["later"] == ("missing", "0/1 seeds tuned, 0/1 scored")
     assert cells["lora"][0] == cells["last"][0] == "done"
 
@@ -70,3 +74,33 @@ def test_a_diverged_run_marks_its_cell_failed(grown):
     run_json.write_text(json.dumps({**run, "diverged": {"step": 3, "reason": "loss became nan at step 3"}}))
     state, detail = status(workdir, configfile)["lora"]
     assert state == "failed" and "seed 0 diverged at step 3" in detail
+
+
+def test_a_failed_zero_shot_job_fails_the_cells_that_need_it(grown, tmp_path):
+    workdir, grown_config = grown
+    config = yaml.safe_load(grown_config.read_text())
+    config["datasets"]["extra"] = {"source": "synthetic", "task": "colour_choice", "metric": "choice_accuracy",
+                                   "train_images": 8, "test_images": 4}
+    config["upstream"].append("extra")
+    configfile = tmp_path / "extra.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    test_split = "results/small/data/extra/test.parquet"
+    snakemake(workdir, test_split, configfile=configfile)
+    pl.DataFrame({"id": ["x"]}).write_parquet(workdir / test_split)  # a split the prediction job cannot read
+    snakemake(workdir, "results/small/predictions/tiny/zeroshot/extra/seed0/extra.jsonl", configfile=configfile,
+              check=False)
+    state, detail = status(workdir, configfile)["later"]  # not built yet: its chain holds the failed job
+    assert state == "failed" and detail.startswith("rule predict_zeroshot failed: KeyError")
+    assert "logs/predict/tiny.zeroshot.extra.seed0.log" in detail
+
+
+def test_a_cell_sharing_a_tuning_run_reads_that_run_and_several_config_files_layer(grown, tmp_path):
+    workdir, configfile = grown
+    layer = tmp_path / "wise.yaml"
+    layer.write_text(yaml.safe_dump({"methods": {"last_wise": {"kind": "last", "lr": 2.0e-3, "wise_alpha": 0.5}}}))
+    done = subprocess.run([sys.executable, "-m", "tunebench.cli", "status", "--configfile", str(SMALL), str(layer),
+                           "--directory", str(workdir)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = {r.split(None, 4)[1]: r.split(None, 4)[3:] for r in done.stdout.splitlines()[2:]}
+    assert rows["last_wise"] == ["missing", "1/1 seeds tuned, 0/1 scored"]  # last's run, which it shares
+    assert rows["lora"][0] == "done"

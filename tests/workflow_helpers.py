@@ -1,5 +1,6 @@
 """Running the real workflow from tests, and reading what `snakemake -n` plans."""
 
+import json
 import os
 import re
 import shutil
@@ -7,8 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tunebench.data import world
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ROOT / "tests" / "config" / "small.yaml"
+
+
+def write_own_data(workdir: Path) -> Path:
+    """small.yaml's bring-your-own set: JSONL rows and PNG files, drawn by the synthetic world."""
+    folder = Path(workdir) / "data" / "own"
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 16), ("test", 8)):
+        rows = []
+        for r in world.generate("attribute", n, seed=7, split=split):
+            (folder / "images" / f"{r['id']}.png").write_bytes(r["image"])
+            rows.append({"id": r["id"], "image": f"{r['id']}.png", "question": r["question"].split("\n")[0],
+                         "answer": r["answers"][0]})
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path = SMALL, root: Path = ROOT, check: bool = True) -> str:

@@ -1,4 +1,5 @@
-"""Study configuration: validation against the schema, cross-references, and resolved settings.
+"""Study configuration: the schema (with its defaults filled in), method sweeps, and every name a
+config refers to. `tunebench.plan` builds the resolved plan from what this returns.
 
 The schema catches unknown keys and wrong types; `validate` adds the checks a schema cannot make
 (every name a config refers to exists), and names the offending key in every message.
@@ -17,13 +18,37 @@ from .methods import registry as methods
 from .models import families
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-PRIMARY = {"vqa_accuracy": "accuracy", "exact_match": "accuracy", "choice_accuracy": "accuracy",
-           "yesno_pairs": "accuracy", "cider": "cider", "mme": "total", "pathvqa": "accuracy"}
-LAYER_KINDS = {"full", "top", "last"}
+SWEEP = "@"  # an expanded sweep's method name: <entry>@<value>
 
 
 class ConfigError(ValueError):
     pass
+
+
+def schema() -> dict:
+    """The config schema, with each method kind's settings and the kinds themselves from the registry."""
+    loaded = yaml.safe_load(SCHEMA_PATH.read_text())
+    loaded["$defs"]["tuning"]["properties"].update(methods.setting_schemas())
+    loaded["$defs"]["tuning"]["properties"]["kind"] = {"enum": sorted(methods.METHODS)}
+    return loaded
+
+
+def _filling_defaults(validator_class):
+    """A validator that also writes each property's schema default into the instance (the recipe
+    from the jsonschema FAQ): defaults live in the schema alone."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema_node):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(name, sub["default"])
+        yield from check_properties(validator, props, instance, schema_node)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+Validator = _filling_defaults(jsonschema.Draft202012Validator)
 
 
 def unknown(value, registry, key: str, what: str) -> list[str]:
@@ -35,28 +60,28 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-SWEEP = "@"  # an expanded sweep's method name: <entry>@<value>
-PREDICTION_KEYS = {"wise_alpha"}  # applied when predicting: methods differing only here share one tuning run
+def fail(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
 
 
-def expand_sweeps(config: dict, schema: dict) -> None:
+def expand_sweeps(config: dict, listed: set[str]) -> None:
     """A method entry may give a list for one scalar setting (e.g. `ratio: [0.01, 0.05]`): it becomes
-    one method per value, named <entry>@<value>, in place. Keys that are lists anyway (targets)
-    are not sweeps."""
-    listed = {k for k, v in schema["$defs"]["tuning"]["properties"].items() if v.get("type") == "array"}
+    one method per value, named <entry>@<value>, in place. Keys that are lists anyway (`listed`:
+    targets) are not sweeps."""
     expanded = {}
     for name, entry in config.get("methods", {}).items():
         swept = [k for k, v in entry.items() if isinstance(v, list) and k not in listed]
         if len(swept) > 1:
-            raise ConfigError(f"invalid config:\n  config key methods.{name}: sweeps {swept}; sweep one key per "
-                              f"method entry (write one entry per sweep)")
+            fail([f"config key methods.{name}: sweeps {swept}; sweep one key per method entry "
+                  f"(write one entry per sweep)"])
         values = entry[swept[0]] if swept else [None]
         if swept and not values:
-            raise ConfigError(f"invalid config:\n  config key methods.{name}.{swept[0]}: an empty sweep")
+            fail([f"config key methods.{name}.{swept[0]}: an empty sweep"])
         for value in values:
             new = f"{name}{SWEEP}{value}" if swept else name
             if new in expanded:
-                raise ConfigError(f"invalid config:\n  config key methods.{name}: method {new!r} is defined twice")
+                fail([f"config key methods.{name}: method {new!r} is defined twice"])
             expanded[new] = {**entry, swept[0]: value} if swept else entry
     config["methods"] = expanded
 
@@ -69,16 +94,10 @@ def sweep_entry(method: str) -> str:
 def validate(config: dict) -> dict:
     """Check `config`; return it with schema defaults filled in and sweeps expanded (in place).
     Raises ConfigError naming the key."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    expand_sweeps(config, schema)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
-    if errors:
-        raise ConfigError("invalid config:\n" + "\n".join(f"  config key {_key(e.path)}: {e.message}" for e in errors))
-    config.setdefault("data_seed", 0)
-    config.setdefault("layer_methods_train_projector", False)
-    config.setdefault("aggregation", {}).setdefault("o", "sum")
-    config.setdefault("checkpoint_every", 50)
-    config.setdefault("keep_tuned_weights", True)
+    spec = schema()
+    expand_sweeps(config, {k for k, v in spec["$defs"]["tuning"]["properties"].items() if v.get("type") == "array"})
+    errors = sorted(Validator(spec).iter_errors(config), key=lambda e: list(e.path))
+    fail([f"config key {_key(e.path)}: {e.message}" for e in errors])
     problems = []
 
     def known(value, registry, key, what):
@@ -101,46 +120,53 @@ def validate(config: dict) -> dict:
                     if d not in config["upstream"]:
                         problems.append(f"config key models.{name}.pretrain.curriculum.{i}.datasets: "
                                         f"{d!r} is not an upstream dataset")
-    replay = any(method_settings(config, m, model).get("replay", 0) > 0 for m in config["methods"]
-                 for model in config["models"])
-    for name, entry in config["datasets"].items():
-        # Train splits are read for tuning (downstream) and for replay (upstream).
-        needs_train = name in config["downstream"] or replay
-        problems += dataset_problems(name, entry, needs_train)
+        for method in model.get("methods", {}):
+            known(method, config["methods"], f"models.{name}.methods", "method")
     for role in ("upstream", "downstream"):
         for i, name in enumerate(config[role]):
             known(name, config["datasets"], f"{role}.{i}", "dataset")
     overlap = set(config["upstream"]) & set(config["downstream"])
     if overlap:
         problems.append(f"config keys upstream/downstream: {sorted(overlap)} are in both")
+    for name, entry in config["datasets"].items():
+        problems += dataset_problems(name, entry)
     for name, entry in config["methods"].items():
-        known(entry["kind"], methods.METHODS, f"methods.{name}.kind", "method kind")
-        for model in config["models"]:
-            settings = method_settings(config, name, model)
-            if "steps" not in settings and "epochs" not in settings:
-                problems.append(f"config key methods.{name}: neither steps nor epochs set (for model {model!r})")
-            problems += [f"config key methods.{name}.{p}" for p in methods.settings_problems(settings)]
-            fam = families.FAMILIES.get(config["models"][model]["family"])
-            if fam:
-                problems += [f"config key methods.{name}.{p} (model {model!r})"
-                             for p in methods.family_problems(settings, fam)]
-    for model_name, model in config["models"].items():
-        for method in model.get("methods", {}):
-            known(method, config["methods"], f"models.{model_name}.methods", "method")
-    if problems:
-        raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
+        own = methods.METHODS[entry["kind"]].settings
+        problems += [f"config key methods.{name}.{key}: not a setting of kind {entry['kind']!r} "
+                     f"(its settings: {sorted(own) or 'none'})"
+                     for key in sorted(set(entry) & set(methods.setting_schemas()) - set(own))]
+    fail(problems)
     return config
 
 
-def load(path: str | Path) -> dict:
-    return validate(yaml.safe_load(Path(path).read_text()))
+def load(*paths: str | Path) -> dict:
+    """The config files merged as Snakemake merges them (later files override keys), validated."""
+    merged: dict = {}
+    for path in paths:
+        merge(merged, yaml.safe_load(Path(path).read_text()) or {})
+    return validate(merged)
 
 
-def dataset_problems(name: str, entry: dict, needs_train: bool = True) -> list[str]:
-    """What is wrong with one dataset entry: unknown names, missing per-source keys."""
+def merge(base: dict, update: dict) -> dict:
+    """Snakemake's config-file merge: nested mappings merge key by key, other values replace."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def dataset_problems(name: str, entry: dict) -> list[str]:
+    """What is wrong with one dataset entry: unknown names, missing per-source keys. A train split
+    is checked where given; the plan checks that the sets that need one (tuning, replay) have it."""
     problems = []
     key = f"config key datasets.{name}"
+    metric = metrics.METRICS.get(entry["metric"])
     problems += unknown(entry["metric"], metrics.METRICS, f"datasets.{name}.metric", "metric")
+    if metric and not metric.reports(entry.get("primary", metric.primary)):
+        problems.append(f"{key}.primary: metric {entry['metric']!r} reports no {entry.get('primary', metric.primary)!r}; "
+                        f"it reports {list(metric.keys)} (and <key>/<category> per category)")
     if "format" in entry:
         problems += unknown(entry["format"], formats.FORMATS, f"datasets.{name}.format", "dataset format")
     if entry.get("source") == "synthetic":
@@ -150,17 +176,11 @@ def dataset_problems(name: str, entry: dict, needs_train: bool = True) -> list[s
         if "task" in entry:
             problems += unknown(entry["task"], world.TASKS, f"datasets.{name}.task", "synthetic task")
         return problems
-    if "source" in entry:
-        return problems + [f"{key}.source: {entry['source']!r} is not a whole-dataset source; "
-                           f"give train: and test: sources ({sorted(sources.SOURCES)})"]
     for split in sources.SPLITS:
         spec = entry.get(split)
         if spec is None:
-            if split == "test" or needs_train:
+            if split == "test":
                 problems.append(f"{key}.{split}: required (the source of the {split} split)")
-        elif spec["source"] not in sources.SOURCES or spec["source"] == "synthetic":
-            problems.append(f"{key}.{split}.source: unknown source {spec['source']!r}; "
-                            f"known: {sorted(set(sources.SOURCES) - {'synthetic'})}")
         elif spec["source"] in ("hf", "hf_disk") and "format" not in entry:
             problems.append(f"{key}.format: required for source {spec['source']!r} (how its rows convert)")
         elif spec["source"] in ("llava", "local") and "format" not in entry and "task_type" not in entry:
@@ -168,43 +188,15 @@ def dataset_problems(name: str, entry: dict, needs_train: bool = True) -> list[s
     return problems
 
 
-def method_settings(config: dict, method: str, model: str | None = None) -> dict:
-    """Everything that defines one method's tuning runs: the shared defaults, overridden by the
-    method's entry, then by the model's `tuning` and its `methods.<method>` (per-model lr)."""
-    entry = config["methods"][method]
-    settings = {**config["tuning"], **entry}
-    if model is not None:
-        spec = config["models"][model]
-        settings.update({**spec.get("tuning", {}), **spec.get("methods", {}).get(method, {})})
-    if entry["kind"] in LAYER_KINDS:
-        settings.setdefault("train_projector", config["layer_methods_train_projector"])
-    return settings
-
-
-def training_settings(config: dict, method: str, model: str | None = None) -> dict:
-    return {k: v for k, v in method_settings(config, method, model).items() if k not in PREDICTION_KEYS}
-
-
-def tune_method(config: dict, method: str) -> str:
-    """The method whose tuning run `method` reuses: the first one in config order with the same
-    training settings (so each WiSE-FT alpha predicts from one run)."""
-    mine = training_settings(config, method)
-    return next(m for m in config["methods"] if training_settings(config, m) == mine)
-
-
-def primary_metric(config: dict, dataset: str) -> str:
-    entry = config["datasets"][dataset]
-    return entry.get("primary", PRIMARY[entry["metric"]])
-
-
-def scale(config: dict, dataset: str) -> float:
-    """The factor a dataset's primary score is multiplied by before it enters E, F and O."""
-    return float(config["datasets"][dataset].get("scale", 1.0))
-
-
-def eval_sets(config: dict, method: str, dataset: str) -> list[str]:
-    """What a run is evaluated on: a zero-shot run (the base model) on the one set it is named
-    after, a tuned model on its own downstream set and every upstream set."""
-    if method == "zeroshot":
-        return [dataset]
-    return [dataset] + list(config["upstream"])
+def check_config_files(paths: list[str]) -> None:
+    """Refuse a config file that is no study config, before its keys give baffling schema errors:
+    Snakemake reads every argument after --configfile as a config file, targets included."""
+    allowed = set(yaml.safe_load(SCHEMA_PATH.read_text())["properties"])
+    for path in paths:
+        loaded = yaml.safe_load(Path(path).read_text())
+        strange = sorted(set(loaded) - allowed) if isinstance(loaded, dict) else ["<not a mapping>"]
+        if strange:
+            raise ConfigError(
+                f"{path} is not a tunebench config file (keys {strange[:5]} are not config keys). Snakemake "
+                f"reads every argument after --configfile as a config file, so a target written after it is "
+                f"taken for one: write --configfile=FILE, or put the targets before --configfile")

@@ -181,6 +181,20 @@ SOURCES: dict[str, Callable[[str, dict, dict, str, int], Rows]] = {
 }
 
 
+def local_files(spec: dict) -> list[Path]:
+    """The local files and folders a split's source reads: their content is an input of its
+    preparation (a fixed label reruns that dataset). A hub id reads nothing local."""
+    source, path = spec["source"], Path(spec["path"])
+    if source in ("local", "llava"):
+        return [path, Path(spec.get("images", path.parent))]
+    if source == "rsvqa_release":
+        answers = path.with_name(path.name.replace("_questions.json", "_answers.json"))
+        return [path, answers, Path(spec.get("images", path.parent))]
+    if source == "hf" and not path.is_dir():
+        return []  # a hub id: its revision is in the config
+    return [path] + ([Path(spec["image_config"])] if source == "hf_disk" and "image_config" in spec else [])
+
+
 # ---- images and checks -----------------------------------------------------------------------
 
 def image_bytes(value, base_dir: Path | None) -> bytes:

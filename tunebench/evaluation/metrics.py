@@ -454,14 +454,28 @@ def cider(samples: list[Sample]) -> dict[str, float]:
 # Registry
 # --------------------------------------------------------------------------
 
-METRICS: dict[str, Callable[[list[Sample]], dict[str, float]]] = {
-    "vqa_accuracy": vqa_accuracy,
-    "exact_match": exact_match,
-    "choice_accuracy": choice_accuracy,
-    "yesno_pairs": yesno_pairs,
-    "mme": mme,
-    "pathvqa": pathvqa,
-    "cider": cider,
+@dataclass(frozen=True)
+class Metric:
+    """A registry entry: the function, the key that enters E/F/O unless a dataset names another
+    (`primary`), and every key it reports besides "n" and per-category "<key>/<category>" ones."""
+
+    score: Callable[[list[Sample]], dict[str, float]]
+    primary: str
+    keys: tuple[str, ...]
+
+    def reports(self, key: str) -> bool:
+        return key in self.keys or key.partition("/")[0] in self.keys
+
+
+_YESNO_KEYS = ("accuracy", "accuracy_plus", "score", "score_total")
+METRICS: dict[str, Metric] = {
+    "vqa_accuracy": Metric(vqa_accuracy, "accuracy", ("accuracy",)),
+    "exact_match": Metric(exact_match, "accuracy", ("accuracy", "average_accuracy")),
+    "choice_accuracy": Metric(choice_accuracy, "accuracy", ("accuracy",)),
+    "yesno_pairs": Metric(yesno_pairs, "accuracy", _YESNO_KEYS),
+    "mme": Metric(mme, "total", _YESNO_KEYS + ("perception", "cognition", "total")),
+    "pathvqa": Metric(pathvqa, "accuracy", ("accuracy", "yes_no_accuracy", "open_exact_match", "open_recall")),
+    "cider": Metric(cider, "cider", ("cider",)),
 }
 
 
@@ -471,4 +485,4 @@ def score(metric: str, samples: list[Sample]) -> dict[str, float]:
         raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(METRICS))}")
     if not samples:
         raise ValueError(f"metric {metric!r} needs at least one sample, got an empty list")
-    return {**METRICS[metric](list(samples)), "n": len(samples)}
+    return {**METRICS[metric].score(list(samples)), "n": len(samples)}

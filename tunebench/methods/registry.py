@@ -14,6 +14,7 @@ decay, which would still move them, is refused). The masks are kept on the model
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..models.families import Family, decoder_layer_count
@@ -41,16 +42,17 @@ def _unfreeze_prefixes(model, prefixes: list[str]) -> set[str]:
 
 def _layers(model, fam: Family, cfg: dict, which: str) -> list[str]:
     n = decoder_layer_count(model, fam)
-    indices = {"full": range(n), "top": range(n - cfg.get("k", 2), n), "last": range(n - 1, n)}[which]
+    first = {"full": 0, "top": n - cfg.get("k", 0), "last": n - 1}[which]
+    indices = range(first, n)
     prefixes = [f"{fam.decoder_layers}.{i}" for i in indices]
-    if cfg.get("train_projector", False):
+    if cfg["train_projector"]:
         prefixes.append(fam.projector)
     return prefixes
 
 
 def _selective(which: str):
     def apply(model, fam: Family, cfg: dict, losses=None):
-        if which == "top" and not 1 <= cfg.get("k", 2) <= decoder_layer_count(model, fam):
+        if which == "top" and not 1 <= cfg["k"] <= decoder_layer_count(model, fam):
             raise ValueError(f"top: k={cfg['k']} is outside 1..{decoder_layer_count(model, fam)} decoder layers")
         _freeze_all(model)
         prefixes = [fam.projector] if which == "projector" else _layers(model, fam, cfg, which)
@@ -86,8 +88,8 @@ def _lora_config(use_dora: bool = False, init: bool | str = True):
     def make(cfg: dict, scope):
         from peft import LoraConfig
 
-        return LoraConfig(r=cfg.get("r", 8), lora_alpha=cfg.get("alpha", 16), lora_dropout=cfg.get("dropout", 0.0),
-                          target_modules=scope(cfg.get("targets", ["q_proj", "v_proj"])), use_dora=use_dora,
+        return LoraConfig(r=cfg["r"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
+                          target_modules=scope(cfg["targets"]), use_dora=use_dora,
                           init_lora_weights=init, bias="none")
     return make
 
@@ -96,7 +98,7 @@ def _ia3_config(cfg: dict, scope):
     from peft import IA3Config
 
     # IA3 rescales the keys, the values and the MLP's inner activation (the input of down_proj).
-    targets = cfg.get("targets", ["k_proj", "v_proj", "down_proj"])
+    targets = cfg["targets"]
     return IA3Config(target_modules=scope(targets),
                      feedforward_modules=scope([t for t in targets if t in MLP_PROJECTIONS]))
 
@@ -104,15 +106,13 @@ def _ia3_config(cfg: dict, scope):
 def _vera_config(cfg: dict, scope):
     from peft import VeraConfig
 
-    return VeraConfig(r=cfg.get("r", 64), target_modules=scope(cfg.get("targets", ["q_proj", "v_proj"])),
-                      vera_dropout=cfg.get("dropout", 0.0))
+    return VeraConfig(r=cfg["r"], target_modules=scope(cfg["targets"]), vera_dropout=cfg["dropout"])
 
 
 def _oft_config(cfg: dict, scope):
     from peft import OFTConfig
 
-    return OFTConfig(r=0, oft_block_size=cfg.get("block_size", 8),
-                     target_modules=scope(cfg.get("targets", ["q_proj", "v_proj"])))
+    return OFTConfig(r=0, oft_block_size=cfg["block_size"], target_modules=scope(cfg["targets"]))
 
 
 def _prompt_tuning(model, fam: Family, cfg: dict, losses=None):
@@ -125,7 +125,7 @@ def _prompt_tuning(model, fam: Family, cfg: dict, losses=None):
     # custom-code checkpoint (VILA) need not have.
     text = model.get_submodule(fam.language_model).config
     model = get_peft_model(model, PromptTuningConfig(
-        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.get("virtual_tokens", 8), token_dim=text.hidden_size,
+        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg["virtual_tokens"], token_dim=text.hidden_size,
         num_layers=text.num_hidden_layers, num_attention_heads=text.num_attention_heads))
     return model, {n for n, _ in model.named_parameters() if n.startswith("prompt_encoder.")}
 
@@ -142,18 +142,16 @@ def _bottleneck_adapter(model, fam: Family, cfg: dict, losses=None):
 
 def attach_modules(model, fam: Family, cfg: dict) -> None:
     """Re-creates the modules a method adds to the base model (before its tuned weights load)."""
-    if cfg["kind"] == "adapter":
+    if METHODS[cfg["kind"]].adds_modules:
         from . import bottleneck
 
-        bottleneck.attach(model.get_submodule(fam.decoder_layers), cfg.get("bottleneck", 16))
+        bottleneck.attach(model.get_submodule(fam.decoder_layers), cfg["bottleneck"])
 
 
-def _projections(default_targets: list[str]):
+def _projections(model, fam: Family, cfg: dict, losses=None):
     """Selective tuning of named projections (weights and biases) in every decoder block."""
-    def apply(model, fam: Family, cfg: dict, losses=None):
-        _freeze_all(model)
-        return model, _unfreeze(model, _projection_names(model, fam, cfg.get("targets", default_targets)))
-    return apply
+    _freeze_all(model)
+    return model, _unfreeze(model, _projection_names(model, fam, cfg["targets"]))
 
 
 def _projection_names(model, fam: Family, targets: list[str], weights_only: bool = False) -> list[str]:
@@ -179,9 +177,9 @@ def _sparse(model, fam: Family, cfg: dict, losses=None):
     before tuning, i.e. the entries that matter most for the new task)."""
     import torch
 
-    names = _projection_names(model, fam, cfg.get("targets", ALL_PROJECTIONS), weights_only=True)
+    names = _projection_names(model, fam, cfg["targets"], weights_only=True)
     params = dict(model.named_parameters())
-    how = cfg.get("mask", "random")
+    how = cfg["mask"]
     _freeze_all(model)
     expected = _unfreeze(model, names)
     if how == "gradient":
@@ -214,43 +212,95 @@ MLP_PROJECTIONS = ["gate_proj", "up_proj", "down_proj"]
 ALL_PROJECTIONS = ATTENTION_PROJECTIONS + MLP_PROJECTIONS
 
 
-METHODS: dict[str, Callable] = {
-    "lora": _peft(_lora_config()),
-    "dora": _peft(_lora_config(use_dora=True)),
-    "pissa": _peft(_lora_config(init="pissa")),  # LoRA started from the principal singular vectors
-    "vera": _peft(_vera_config),
-    "oft": _peft(_oft_config),
-    "ia3": _peft(_ia3_config),
-    "prompt": _prompt_tuning,
-    "adapter": _bottleneck_adapter,
-    "attention": _projections(ATTENTION_PROJECTIONS),
-    "mlp_gate_up": _projections(["gate_proj", "up_proj"]),  # down_proj frozen
-    "sparse": _sparse,
-    "full": _selective("full"),
-    "top": _selective("top"),
-    "last": _selective("last"),
-    "projector": _selective("projector"),
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a method kind: its JSON schema and its default (REQUIRED: none)."""
+
+    schema: dict
+    default: object
+
+
+REQUIRED = object()
+_INT, _POSITIVE, _FRACTION = {"type": "integer", "minimum": 1}, {"type": "number", "exclusiveMinimum": 0}, \
+    {"type": "number", "minimum": 0, "maximum": 1}
+
+
+def _targets(default: list[str]) -> Setting:
+    return Setting({"type": "array", "items": {"type": "string"}, "minItems": 1}, default)
+
+
+_LORA = {"r": Setting(_INT, 8), "alpha": Setting(_POSITIVE, 16), "dropout": Setting(_FRACTION, 0.0),
+         "targets": _targets(["q_proj", "v_proj"])}
+# None: the study's `layer_methods_train_projector` (the plan fills it in).
+_LAYERS = {"train_projector": Setting({"type": "boolean"}, None)}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method kind. `apply(model, family, settings, losses)` makes its parameters trainable and
+    returns (model, the names it defines as trainable); the rest is what the workflow needs to know."""
+
+    apply: Callable
+    saves: str  # "adapter": a peft adapter directory; "tensors": the weights it changed, one file
+    settings: dict[str, Setting] = field(default_factory=dict)
+    # WiSE-FT applies: the tuned model has exactly the base model's parameters (adapters merged).
+    interpolable: bool = True
+    adds_modules: bool = False  # its tuned model has modules the base lacks (re-created before loading)
+    layer_based: bool = False  # trains whole decoder blocks
+
+    def defaults(self) -> dict:
+        return {k: s.default for k, s in self.settings.items() if s.default is not REQUIRED}
+
+
+METHODS: dict[str, Method] = {
+    "lora": Method(_peft(_lora_config()), "adapter", _LORA),
+    "dora": Method(_peft(_lora_config(use_dora=True)), "adapter", _LORA),
+    # LoRA started from the principal singular vectors; it rewrites the base weights it starts
+    # from, so it is saved merged, as the weights it changed.
+    "pissa": Method(_peft(_lora_config(init="pissa")), "tensors", _LORA),
+    "vera": Method(_peft(_vera_config), "adapter", {"r": Setting(_INT, 64), "dropout": Setting(_FRACTION, 0.0),
+                                                   "targets": _targets(["q_proj", "v_proj"])}),
+    "oft": Method(_peft(_oft_config), "adapter", {"block_size": Setting(_INT, 8), "targets": _targets(["q_proj", "v_proj"])}),
+    "ia3": Method(_peft(_ia3_config), "adapter", {"targets": _targets(["k_proj", "v_proj", "down_proj"])}),
+    "prompt": Method(_prompt_tuning, "adapter", {"virtual_tokens": Setting(_INT, 8)}, interpolable=False),
+    "adapter": Method(_bottleneck_adapter, "tensors", {"bottleneck": Setting(_INT, 16)}, interpolable=False,
+                      adds_modules=True),
+    "attention": Method(_projections, "tensors", {"targets": _targets(ATTENTION_PROJECTIONS)}),
+    "mlp_gate_up": Method(_projections, "tensors", {"targets": _targets(["gate_proj", "up_proj"])}),  # down frozen
+    "sparse": Method(_sparse, "tensors", {
+        "mask": Setting({"enum": ["random", "magnitude", "gradient"]}, "random"),
+        "ratio": Setting({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, REQUIRED),
+        "mask_batches": Setting(_INT, 4),  # gradient mask: batches measured before tuning
+        "targets": _targets(ALL_PROJECTIONS)}),
+    "full": Method(_selective("full"), "tensors", _LAYERS, layer_based=True),
+    "top": Method(_selective("top"), "tensors", {"k": Setting(_INT, 2), **_LAYERS}, layer_based=True),
+    "last": Method(_selective("last"), "tensors", _LAYERS, layer_based=True),
+    "projector": Method(_selective("projector"), "tensors"),
 }
-# Kinds whose result is a small adapter (kept always); the others change base weights.
-ADAPTER_KINDS = {"lora", "dora", "vera", "oft", "ia3", "prompt"}  # PiSSA is saved merged: it rewrites base weights
 
 
-# Whose tuned model has exactly the base model's parameters (adapters merged): what WiSE-FT can
-# interpolate with the base. Prompt tuning and the bottleneck adapter add parameters instead.
-INTERPOLABLE = set(METHODS) - {"prompt", "adapter"}
+def resolved(cfg: dict, train_projector: bool = False) -> dict:
+    """A method's settings over its kind's defaults: what a tuning job is handed. `train_projector`
+    is the study-wide default for layer-based kinds."""
+    defaults = METHODS[cfg["kind"]].defaults()
+    if "train_projector" in defaults:
+        defaults["train_projector"] = train_projector
+    return {**defaults, **cfg}
+
+
+def setting_schemas() -> dict[str, dict]:
+    """Every kind's settings, one schema per key (kinds sharing a key share its schema)."""
+    return {key: setting.schema for method in METHODS.values() for key, setting in method.settings.items()}
 
 
 def settings_problems(cfg: dict) -> list[str]:
-    """What in a method's settings cannot work, as (key: problem) lines."""
-    problems = []
-    if cfg["kind"] not in METHODS:
-        problems.append(f"kind: unknown method kind {cfg['kind']!r}; known: {sorted(METHODS)}")
-    if cfg["kind"] == "sparse":
-        if "ratio" not in cfg:
-            problems.append("ratio: required for a sparse method (the fraction of entries trained)")
-        if cfg.get("weight_decay", 0) > 0:
-            problems.append("weight_decay: must be 0 for a sparse method (decay would move masked entries)")
-    if "wise_alpha" in cfg and cfg["kind"] not in INTERPOLABLE:
+    """What in a method's resolved settings cannot work, as (key: problem) lines."""
+    method = METHODS[cfg["kind"]]
+    problems = [f"{key}: required for a {cfg['kind']} method" for key, s in method.settings.items()
+                if s.default is REQUIRED and key not in cfg]
+    if cfg["kind"] == "sparse" and cfg.get("weight_decay", 0) > 0:
+        problems.append("weight_decay: must be 0 for a sparse method (decay would move masked entries)")
+    if "wise_alpha" in cfg and not method.interpolable:
         problems.append(f"wise_alpha: WiSE-FT needs a method whose tuned model has the base model's parameters; "
                         f"{cfg['kind']!r} adds its own")
     return problems
@@ -267,11 +317,12 @@ def family_problems(cfg: dict, fam: Family) -> list[str]:
 def apply(model, fam: Family, cfg: dict, losses=None):
     """Returns (model, expected trainable names) after checking that they agree. `losses(model)`,
     when given, yields the tuning loss on a few batches (for importance measured before tuning)."""
+    cfg = resolved(cfg)  # the plan hands over resolved settings; other callers may give only some
     problems = settings_problems(cfg) + family_problems(cfg, fam)
     if problems:
         raise ValueError(f"method {cfg['kind']!r}: " + "; ".join(problems))
     kind = cfg["kind"]
-    model, expected = METHODS[kind](model, fam, cfg, losses)
+    model, expected = METHODS[kind].apply(model, fam, cfg, losses)
     check_trainable(model, expected, kind)
     return model, expected
 

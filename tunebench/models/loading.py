@@ -98,7 +98,6 @@ def load_base(spec: dict, base: str | Path, training: bool = False):
     """A models entry's base model from `base`: the embedded model's pretrained directory, or the
     HF id / local directory an `hf` entry names. Training keeps fp32 weights (and autocasts to
     `precision`); prediction loads the weights in `precision`."""
-    dtype = DTYPES["fp32" if training else spec.get("precision", "fp32")]
-    return load(base, family(spec["family"]), dtype=dtype,
-                attn_implementation=attention(spec.get("attn_implementation", "auto")),
-                trust_remote_code=spec.get("trust_remote_code", False))
+    dtype = DTYPES["fp32" if training else spec["precision"]]
+    return load(base, family(spec["family"]), dtype=dtype, attn_implementation=attention(spec["attn_implementation"]),
+                trust_remote_code=spec["trust_remote_code"])

@@ -191,8 +191,8 @@ def _cell_section(cell: dict) -> str:
             + _table(["seed", "downstream before → after; E, F, O", "trainable params", "train s", "peak MB",
                       "workflow commit", "hardware", "libraries"], seeds)
             + "<p>Files used (sha256):</p>\n" + _table(["file", "sha256"], hashes)
-            + "<details><summary>config values behind this cell</summary><pre>"
-            + html.escape(json.dumps(prov["config"], indent=1)) + "</pre></details>\n"
+            + "<details><summary>the resolved plan behind this cell</summary><pre>"
+            + html.escape(json.dumps(prov["plan"], indent=1)) + "</pre></details>\n"
             + f"<p>Aggregated at commit {html.escape(_git(prov['aggregated_by']))}.</p>\n")
 
 

@@ -9,8 +9,8 @@ from base64 import urlsafe_b64decode
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
 from ..files import read_json
+from ..plan import ZEROSHOT, Plan
 
 STATES = ("done", "running", "failed", "missing")
 
@@ -37,7 +37,7 @@ class Bookkeeping:
         meta = Path(workdir) / ".snakemake"
         locks = meta / "locks"
         return cls(locked=locks.is_dir() and any(locks.iterdir()), incomplete=frozenset(_incomplete(meta)),
-                   failed=_failed_outputs(meta / "log"))
+                   failed=_failed_outputs(meta / "log", Path(workdir)))
 
 
 def _incomplete(meta: Path) -> list[str]:
@@ -57,30 +57,42 @@ def _incomplete(meta: Path) -> list[str]:
 _ERROR = re.compile(r"^Error in rule (\w+):\n((?:[ \t]+.*\n?)*)", re.M)
 
 
-def _failed_outputs(log_dir: Path) -> dict[str, str]:
+def _failed_outputs(log_dir: Path, workdir: Path) -> dict[str, str]:
     failed: dict[str, str] = {}
     logs = sorted(log_dir.glob("*.snakemake.log")) if log_dir.is_dir() else []
     for log in logs:  # oldest first: a later failure of the same output overrides an earlier one
         for rule, block in _ERROR.findall(log.read_text(errors="replace")):
             outputs = re.search(r"^\s+output: (.*)$", block, re.M)
             job_log = re.search(r"^\s+log: (.*?)(?: \(check log|$)", block, re.M)
-            where = job_log.group(1) if job_log else str(log)
+            why = f"rule {rule} failed"
+            if job_log:
+                error = _job_error(workdir / job_log.group(1))
+                why += f": {error} (log {job_log.group(1)})" if error else f" (see {job_log.group(1)})"
+            else:
+                why += f" (see {log})"
             for out in outputs.group(1).split(", ") if outputs else []:
-                failed[out.strip()] = f"rule {rule} failed (see {where})"
+                failed[out.strip()] = why
     return failed
 
 
-def _chain(config: dict, root: str, model: str, method: str, dataset: str, seed) -> list[str]:
+def _job_error(job_log: Path) -> str | None:
+    """The error that ended a job, as its own log records it (tunebench.progress.logged)."""
+    if not job_log.is_file():
+        return None
+    errors = [line[len("ERROR: "):] for line in job_log.read_text(errors="replace").splitlines()
+              if line.startswith("ERROR: ")]
+    return errors[-1] if errors else None
+
+
+def _chain(plan: Plan, model: str, method: str, dataset: str, seed) -> list[str]:
     """Every output one seed of a cell needs, from data preparation to its scores."""
-    data = [paths.data(root, d, split) for d in [dataset] + list(config["upstream"]) for split in ("train", "test")]
-    return data + [
-        paths.base_dir(root, model, seed),
-        paths.predictions_dir(root, model, "zeroshot", "all", seed),
-        paths.scores_path(root, model, "zeroshot", "all", seed),
-        paths.tune_dir(root, model, method, dataset, seed),
-        paths.predictions_dir(root, model, method, dataset, seed),
-        paths.scores_path(root, model, method, dataset, seed),
-    ]
+    sets = [dataset] + plan.upstream
+    data = [plan.data(d, "train") for d in [dataset] + plan.replay_sets(model, method)]
+    data += [plan.data(d, "test") for d in sets]
+    zeroshot = [p for d in sets for p in plan.predictions(model, ZEROSHOT, d, seed) + [plan.scores(model, ZEROSHOT, d, seed)]]
+    return data + plan.base_input(model, seed) + zeroshot + [
+        plan.run_dir(model, method, dataset, seed), *plan.predictions(model, method, dataset, seed),
+        plan.scores(model, method, dataset, seed)]
 
 
 def _within(path: str, prefixes: list[str]) -> bool:
@@ -96,16 +108,14 @@ def _some(items: list[str], shown: int = 2) -> str:
     return ", ".join(items[:shown]) + (f" (+{len(items) - shown} more)" if len(items) > shown else "")
 
 
-def cell_status(workdir: Path, config: dict, model: str, method: str, dataset: str, book: Bookkeeping) -> CellStatus:
+def cell_status(workdir: Path, plan: Plan, model: str, method: str, dataset: str, book: Bookkeeping) -> CellStatus:
     workdir = Path(workdir)
-    root = paths.results_dir(config)
-    seeds = list(config["seeds"])
-    cell_file = paths.cell_path(root, model, method, dataset)
-    chain = [p for seed in seeds for p in _chain(config, root, model, method, dataset, seed)] + [cell_file]
-    tune_dirs = {seed: workdir / paths.tune_dir(root, model, method, dataset, seed) for seed in seeds}
-    runs = {seed: read_json(d / "run.json") for seed, d in tune_dirs.items() if (d / "run.json").exists()}
+    cell_file = plan.cell_path(model, method, dataset)
+    chain = [p for seed in plan.seeds for p in _chain(plan, model, method, dataset, seed)] + [cell_file]
+    run_dirs = {seed: workdir / plan.run_dir(model, method, dataset, seed) for seed in plan.seeds}
+    runs = {seed: read_json(d / "run.json") for seed, d in run_dirs.items() if (d / "run.json").exists()}
     unfinished = sorted({p for p in book.incomplete if _within(p, chain)}
-                        | {str(d.relative_to(workdir)) for s, d in tune_dirs.items() if d.is_dir() and s not in runs})
+                        | {str(d.relative_to(workdir)) for s, d in run_dirs.items() if d.is_dir() and s not in runs})
 
     def status(state: str, detail: str) -> CellStatus:
         return CellStatus(model, method, dataset, state, detail)
@@ -125,19 +135,20 @@ def cell_status(workdir: Path, config: dict, model: str, method: str, dataset: s
         return status("failed", "; ".join(failures + diverged))
     if unfinished:
         return status("failed", "interrupted: " + _some(unfinished) + " (rerun with --rerun-incomplete)")
-    scored = sum((workdir / paths.scores_path(root, model, method, dataset, s)).exists() for s in seeds)
+    seeds = plan.seeds
+    scored = sum((workdir / plan.scores(model, method, dataset, s)).exists() for s in seeds)
     return status("missing", f"{len(runs)}/{len(seeds)} seeds tuned, {scored}/{len(seeds)} scored")
 
 
-def study_status(workdir: Path, config: dict) -> list[CellStatus]:
+def study_status(workdir: Path, plan: Plan) -> list[CellStatus]:
     book = Bookkeeping.read(Path(workdir))
-    return [cell_status(Path(workdir), config, model, method, dataset, book)
-            for model in config["models"] for method in config["methods"] for dataset in config["downstream"]]
+    return [cell_status(Path(workdir), plan, model, method, dataset, book)
+            for model in plan.models for method in plan.methods for dataset in plan.downstream]
 
 
-def render(config: dict, cells: list[CellStatus]) -> str:
+def render(plan: Plan, cells: list[CellStatus]) -> str:
     counts = {state: sum(c.state == state for c in cells) for state in STATES}
-    header = (f"study {config['study']}: {len(cells)} cells: "
+    header = (f"study {plan.study}: {len(cells)} cells: "
               + ", ".join(f"{n} {state}" for state, n in counts.items()))
     rows = [("model", "method", "dataset", "state", "detail")]
     rows += [(c.model, c.method, c.dataset, c.state, c.detail) for c in cells]

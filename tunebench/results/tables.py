@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import html
+import statistics
 from pathlib import Path
 
 import polars as pl
 
-from .cells import FORMULAS, METRICS, O_TEXT
-
+from .cells import FORMULAS, METRICS, O_TEXT, sample_std
 
 # The same formulas typeset for the LaTeX caption ("base" = the zero-shot model), keyed like FORMULAS.
 _FORMULAS_TEX = {
@@ -79,9 +79,24 @@ def results_frame(cells: list[dict]) -> pl.DataFrame:
     means = per_dataset.group_by("method", maintain_order=True).agg(
         pl.lit(MEAN_GROUP).alias("dataset"),
         *[pl.when(complete).then(pl.col(c).mean()).alias(c) for c in _AVERAGED],
-        pl.col("n_seeds").min(),
     )
+    over_seeds = {f"{m}_{stat}": pl.Float64 for m in METRICS for stat in ("mean", "std")}
+    spread = pl.DataFrame([_over_seeds(m, [by_key.get((m, d)) for d in datasets]) for m in methods],
+                          schema={"method": pl.String, **over_seeds, "n_seeds": pl.Int64})
+    means = means.drop(list(over_seeds)).join(spread, on="method", how="left", maintain_order="left")
     return pl.concat([per_dataset, means.select(per_dataset.columns)])
+
+
+def _over_seeds(method: str, cells: list[dict | None]) -> dict:
+    """The Mean columns: each seed's mean over the sets, then their mean and std over the seeds that
+    have a result on every set (averaging the per-set stds would understate the spread)."""
+    complete = all(c is not None and c["mean"] for c in cells)
+    seeds = [s for s in cells[0]["seeds"] if all("diverged" not in c["seeds"].get(s, {"diverged": True})
+                                                  for c in cells)] if complete else []
+    per_seed = {m: [statistics.fmean(c["seeds"][s][m] for c in cells) for s in seeds] for m in METRICS}
+    return {"method": method, "n_seeds": len(seeds),
+            **{f"{m}_mean": statistics.fmean(v) if v else None for m, v in per_seed.items()},
+            **{f"{m}_std": sample_std(v) if v else None for m, v in per_seed.items()}}
 
 
 def _footnotes(frame: pl.DataFrame, cells: list[dict]) -> dict[tuple[str, str], str]:

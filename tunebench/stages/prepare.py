@@ -9,8 +9,9 @@ from ..data import schema, sources
 from ..files import write_json
 
 
-def prepare(config: dict, dataset: str, split: str, out: Path, manifest_out: Path) -> None:
-    frame, manifest = sources.prepare(dataset, config["datasets"][dataset], split, config["data_seed"])
+def prepare(job: dict, out: Path, manifest_out: Path) -> None:
+    """`job`: the plan's prepare slice (dataset, split, its entry's preparation keys, data seed)."""
+    frame, manifest = sources.prepare(job["dataset"], job["entry"], job["split"], job["data_seed"])
     schema.write_split(frame, out)
     write_json(manifest, manifest_out)
-    progress.done(f"prepare {dataset} {split}", f"{len(frame)} records")
+    progress.prepared(job, len(frame))

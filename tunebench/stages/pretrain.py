@@ -14,10 +14,9 @@ from ..train import batches as batching
 from ..train import loop as training
 
 
-def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Path], out_dir: Path) -> None:
-    """Train a tokenizer and a tiny LLaVA-OneVision from scratch on the upstream train splits."""
-    spec = config["models"][model_name]
-    arch, settings = spec["architecture"], spec["pretrain"]
+def pretrain(job: dict, train_paths: dict[str, Path], out_dir: Path, checkpoint_every: int = 0) -> None:
+    """`job`: the plan's pretrain slice (model, seed, architecture, pretraining settings)."""
+    arch, settings, seed = job["architecture"], job["pretrain"], job["seed"]
     training.seed_everything(seed)
     train = schema.read_splits(train_paths)
     texts = [r["question"] for rs in train.values() for r in rs] + [a for rs in train.values() for r in rs for a in r["answers"]]
@@ -25,20 +24,18 @@ def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Pa
     tokenizer = embedded.train_tokenizer(texts, words, arch["vocab_size"])
     model, processor = embedded.build_embedded(tokenizer, arch, seed)
     data, pools = inputs.concat({name: inputs.encode(rs, processor, True) for name, rs in train.items()})
-    curriculum = settings.get("curriculum", [])
-    phases = [batching.Phase(p["steps"], {d: 1.0 for d in p["datasets"]}) for p in curriculum]
+    phases = [batching.Phase(p["steps"], {d: 1.0 for d in p["datasets"]}) for p in settings["curriculum"]]
     rest = settings["steps"] - sum(p.steps for p in phases)
     phases.append(batching.Phase(rest, {d: 1.0 for d in train}))
     batches = batching.Batches(pools, phases, settings["batch_size"], seed)
     out_dir = Path(out_dir)
     checkpoint = training.checkpoint_path(out_dir)
-    stats = training.train(model, data, batches, tokenizer.pad_token_id, settings["lr"], settings.get("warmup", 0),
-                           out_dir / "train_log.jsonl", desc=f"pretrain {model_name} seed {seed}",
-                           checkpoint=checkpoint, checkpoint_every=config["checkpoint_every"])
+    stats = training.train(model, data, batches, tokenizer.pad_token_id, settings["lr"], settings["warmup"],
+                           out_dir / "train_log.jsonl", desc=f"pretrain {job['model']} seed {seed}",
+                           checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     loading.save(model, processor, out_dir)
-    write_json({"model": model_name, "seed": seed, "settings": settings, "architecture": arch,
+    write_json({"model": job["model"], "seed": seed, "settings": settings, "architecture": arch,
                 "total_params": sum(p.numel() for p in model.parameters()), **stats,
                 "environment": environment()}, out_dir / "run.json")
     checkpoint.unlink(missing_ok=True)
-    progress.done(f"pretrain {model_name} seed {seed}",
-                  f"{stats['steps']} steps, final loss {stats['final_loss']:.3f}, peak {stats['peak_memory_mb']:.0f} MB")
+    progress.pretrained(job, stats)

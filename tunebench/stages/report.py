@@ -1,24 +1,25 @@
-"""Stage `figures`: the report's own figures and the per-cell page."""
+"""Stages `tradeoff` and `figures`: the E-vs-F plot of a model's methods, and the report's own
+figures and per-cell page."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .. import paths, progress
-from ..config import tune_method
+from .. import progress
 from ..files import read_json
-from ..results import figures as report
+from ..results import figures
 
 
-def figures(config: dict, model_name: str, cell_paths: list[Path], outputs: dict[str, Path]) -> None:
-    """The report's own figures and the per-cell page."""
+def tradeoff(title: str, cell_paths: list[Path], out: Path) -> None:
+    figures.plot_tradeoff([read_json(p) for p in cell_paths], Path(out), title)
+    progress.drew(f"tradeoff {Path(out).stem}", [out])
+
+
+def figures_page(job: dict, cell_paths: list[Path], outputs: dict[str, Path]) -> None:
+    """`job`: the plan's figures slice (title, seeds, each cell's training logs)."""
     cells = [read_json(p) for p in cell_paths]
-    root = paths.results_dir(config)
-    logs = {(c["method"], c["dataset"]): {seed: Path(paths.tune_dir(root, model_name, tune_method(config, c["method"]),
-                                                                     c["dataset"], seed))
-                                          / "train_log.jsonl" for seed in config["seeds"]} for c in cells}
-    title = f"{config['study']}: {model_name}"
-    report.score_bars(cells, Path(outputs["scores"]), title)
-    report.loss_curves(cells, logs, Path(outputs["loss"]))
-    report.cells_page(cells, Path(outputs["cells"]), title)
-    progress.done(f"figures {model_name}", f"score bars, {len(cells)} loss curves, cell details")
+    logs = {(c["method"], c["dataset"]): job["train_logs"][f"{c['method']}/{c['dataset']}"] for c in cells}
+    figures.score_bars(cells, Path(outputs["scores"]), job["title"])
+    figures.loss_curves(cells, logs, Path(outputs["loss"]))
+    figures.cells_page(cells, Path(outputs["cells"]), job["title"])
+    progress.drew(f"figures {job['model']}", outputs.values())

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from .. import progress
-from ..config import training_settings
 from ..data import schema
 from ..files import write_json
 from ..methods import registry as methods
@@ -25,17 +24,17 @@ from ..train import loop as training
 from ..train.launch import accelerate_command, main_process_port
 
 
-def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, base_dir: Path,
-         train_path: Path, replay_paths: dict[str, Path], tuned_path: Path, run_path: Path) -> None:
-    """One tuning run. Writes the tuned tensors to `tuned_path` (an adapter directory, or the
-    selected weights as one safetensors file), then `run_path` (run.json), last: its presence
-    means the run finished. A diverged run writes no tensors: an empty placeholder stands at
-    `tuned_path` and run.json says at which step the loss stopped being finite."""
-    settings = training_settings(config, method, model_name)
-    spec = config["models"][model_name]
-    fam = families.family(spec["family"])
+def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, Path], tuned_path: Path,
+         run_path: Path, checkpoint_every: int = 0) -> None:
+    """One tuning run; `job` is the plan's tune slice (model loading keys, the method's resolved
+    settings, how its tensors are saved, the replay sets). Writes the tuned tensors to `tuned_path`
+    (an adapter directory, or the selected weights as one safetensors file), then `run_path`
+    (run.json), last: its presence means the run finished. A diverged run writes no tensors: an empty
+    placeholder stands at `tuned_path` and run.json says at which step the loss stopped being finite."""
+    settings, seed, dataset = dict(job["settings"]), job["seed"], job["dataset"]
+    fam = families.family(job["load"]["family"])
     training.seed_everything(seed)
-    model, processor = load_base(spec, base_dir, training=True)
+    model, processor = load_base(job["load"], base, training=True)
     pad_id = processor.tokenizer.pad_token_id
     train = schema.read_split(train_path)
     if "steps" not in settings:  # given in epochs (the paper's 3): passes over this train split
@@ -50,26 +49,27 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
         parts["replay"] = inputs.encode(replay, processor, True)
     data, pools = inputs.concat(parts)
 
-    # The tuning loss on a few batches of the tuning mix, drawn apart from the tuning batches.
-    probe = batching.Batches(pools, [batching.Phase(settings.get("mask_batches", 4), mix)],
-                             settings["batch_size"], seed + 1)
-    model, expected = methods.apply(model, fam, settings, training.losses_on(data, probe, pad_id))
+    # A method that measures importance before tuning (sparse, gradient mask) gets the tuning loss on
+    # a few batches of the tuning mix, drawn apart from the tuning batches.
+    losses = None
+    if "mask_batches" in settings:
+        probe = batching.Batches(pools, [batching.Phase(settings["mask_batches"], mix)], settings["batch_size"], seed + 1)
+        losses = training.losses_on(data, probe, pad_id)
+    model, expected = methods.apply(model, fam, settings, losses)
     batches = batching.Batches(pools, [batching.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     run_dir = Path(run_path).parent
     checkpoint = training.checkpoint_path(run_dir)
-    if settings.get("group_by_length", 0) > 1:
+    if settings["group_by_length"] > 1:
         batches = batching.LengthGrouped(batches, [len(ids) for ids in data.input_ids], settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
     diverged = None
     try:
-        stats = training.train(model, data, batches, pad_id, settings["lr"],
-                               settings.get("warmup", 0), run_dir / "train_log.jsonl",
-                               max_grad_norm=settings.get("max_grad_norm", 1.0),
-                               weight_decay=settings.get("weight_decay", 0.0),
-                               precision=spec.get("precision", "fp32"),
-                               gradient_checkpointing=spec.get("gradient_checkpointing", False),
-                               desc=f"tune {model_name}/{method}/{dataset} seed {seed}",
-                               checkpoint=checkpoint, checkpoint_every=config["checkpoint_every"])
+        stats = training.train(model, data, batches, pad_id, settings["lr"], settings["warmup"],
+                               run_dir / "train_log.jsonl", max_grad_norm=settings["max_grad_norm"],
+                               weight_decay=settings["weight_decay"], precision=job["load"]["precision"],
+                               gradient_checkpointing=job["gradient_checkpointing"],
+                               desc=f"tune {job['model']}/{job['method']}/{dataset} seed {seed}",
+                               checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     except training.Diverged as err:
         diverged = {"step": err.step, "reason": str(err)}
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}
@@ -77,21 +77,18 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
     methods.check_trainable(model, expected, settings["kind"])
     if training.is_main_process():
         save_tuned(model, expected, Path(tuned_path), placeholder=diverged is not None)
-        write_json({"model": model_name, "method": method, "dataset": dataset, "seed": seed, "settings": settings,
+        write_json({"model": job["model"], "method": job["method"], "dataset": dataset, "seed": seed,
+                    "settings": settings, "load": job["load"],
                     "trainable_params": counts["trainable_params"], "total_params": counts["total_params"],
                     "trainable": counts["trainable"], "diverged": diverged, **stats,
                     "environment": environment()}, run_path)
         checkpoint.unlink(missing_ok=True)
-    result = (f"DIVERGED at step {diverged['step']} ({diverged['reason']}); its cell is reported as missing"
-              if diverged else
-              f"{stats['steps']} steps, final loss {stats['final_loss']:.3f}, peak {stats['peak_memory_mb']:.0f} MB")
-    progress.done(f"tune {model_name}/{method}/{dataset} seed {seed}",
-                  f"{counts['trainable_params']:,} trainable parameters, {result}")
+    progress.tuned(job, counts["trainable_params"], stats, diverged)
 
 
 def tuning_mix(settings: dict, dataset: str) -> dict[str, float]:
     """Each tuning batch's pools: the downstream set and, with `replay`, that fraction of upstream data."""
-    replay = settings.get("replay", 0.0)
+    replay = settings["replay"]
     return {dataset: 1.0 - replay, "replay": replay} if replay > 0 else {dataset: 1.0}
 
 

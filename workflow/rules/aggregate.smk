@@ -1,31 +1,29 @@
 def cell_data(w):
     """Every dataset file a cell's runs read: hashed into its provenance."""
-    return [data(w.dataset, "train")] + replay_inputs(w) + [data(name, "test") for name in [w.dataset] + UPSTREAM]
+    replay = [PLAN.data(name, "train") for name in PLAN.replay_sets(w.model, w.method)]
+    return [PLAN.data(w.dataset, "train")] + replay + [PLAN.data(name, "test") for name in [w.dataset] + UPSTREAM]
 
 
 rule cell:
     """One table cell: a method on a downstream set, every seed, with E, F, O and their spread."""
     input:
-        base_scores=lambda w: [p for seed in SEEDS for p in zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)],
-        tuned_scores=expand(f"{R}/scores/{{{{model}}}}/{{{{method}}}}/{{{{dataset}}}}/seed{{seed}}.json", seed=SEEDS),
-        runs=lambda w: [run_json(w.model, w.method, w.dataset, s) for s in SEEDS],
-        base=lambda w: [path for seed in SEEDS for path in base_input(w.model, seed)],
+        base_scores=lambda w: [p for seed in SEEDS for p in PLAN.zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)],
+        tuned_scores=lambda w: [PLAN.scores(w.model, w.method, w.dataset, seed) for seed in SEEDS],
+        runs=lambda w: [PLAN.run_json(w.model, w.method, w.dataset, seed) for seed in SEEDS],
+        base=lambda w: [path for seed in SEEDS for path in PLAN.base_input(w.model, seed)],
         data=cell_data,
     output:
-        cell_path("{model}", "{method}", "{dataset}"),
+        PLAN.cell_path("{model}", "{method}", "{dataset}"),
+    log:
+        log("cell", "{model}.{method}.{dataset}"),
     benchmark:
         f"{R}/benchmarks/cell/{{model}}.{{method}}.{{dataset}}.tsv"
     params:
-        upstream=UPSTREAM,
-        seeds=SEEDS,
-        base=lambda w: [base_location(w.model, seed) for seed in SEEDS],
-        aggregation=canonical(config["aggregation"]),
+        job=lambda w: canonical(PLAN.cell_job(w.model, w.method, w.dataset)),
+        base=lambda w: [PLAN.base_location(w.model, seed) for seed in SEEDS],
         code=code_fingerprint("aggregate"),
     script:
         "../scripts/cell.py"
-
-
-TABLES = paths.table_outputs(R, "{model}")
 
 
 def table_report(path, caption, category, kind):
@@ -33,22 +31,25 @@ def table_report(path, caption, category, kind):
                   labels={"model": "{model}", "file": kind})
 
 
+TABLES = paths.table_outputs(R, "{model}")
+
+
 rule tables:
-    """The paper-style table (HTML, Markdown, CSV, LaTeX), its provenance and the E-vs-F trade-off plot for one model."""
+    """The paper-style table (HTML, Markdown, CSV, LaTeX) and its provenance for one model."""
     input:
-        cells=lambda w: [cell_path(w.model, m, d) for m in METHODS for d in DOWNSTREAM],
+        cells=lambda w: PLAN.cell_paths(w.model),
     output:
         html=table_report(TABLES["html"], "table", "Tables", "table (HTML)"),
         md=table_report(TABLES["md"], "table", "Tables", "table (Markdown)"),
         csv=table_report(TABLES["csv"], "table", "Tables", "table (CSV)"),
         tex=table_report(TABLES["tex"], "table", "Tables", "table (LaTeX)"),
         provenance=table_report(TABLES["provenance"], "provenance", "Provenance", "table provenance (JSON)"),
-        plot=table_report(TABLES["plot"], "tradeoff", "Trade-off", "E vs F"),
+    log:
+        log("tables", "{model}"),
     benchmark:
         f"{R}/benchmarks/tables/{{model}}.tsv"
     params:
-        seeds=SEEDS,
-        upstream=UPSTREAM,
+        job=lambda w: canonical(PLAN.table_job(w.model)),
         code=code_fingerprint("aggregate"),
     script:
         "../scripts/tables.py"

@@ -1,17 +1,18 @@
 rule pretrain:
     """The embedded base model: tokenizer + tiny LLaVA-OneVision trained on the upstream train splits."""
     input:
-        train=expand(data("{name}", "train"), name=UPSTREAM),
+        train=[PLAN.data(name, "train") for name in UPSTREAM],
     output:
-        directory(base_dir("{model}", "{seed}")),
+        directory(f"{R}/base/{{model}}/seed{{seed}}"),
+    wildcard_constraints:
+        model=one_of([m for m in MODELS if PLAN.is_embedded(m)]),
+    log:
+        log("pretrain", "{model}.seed{seed}"),
     benchmark:
         f"{R}/benchmarks/pretrain/{{model}}.seed{{seed}}.tsv"
     params:
-        spec=lambda w: canonical({k: config["models"][w.model][k] for k in ("architecture", "pretrain")}),
-        upstream=UPSTREAM,
+        job=lambda w: canonical(PLAN.pretrain_job(w.model, w.seed)),
         code=code_fingerprint("pretrain"),
-    wildcard_constraints:
-        model=one_of(models_from("embedded")),
     threads: 1
     script:
         "../scripts/pretrain.py"

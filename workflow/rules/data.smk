@@ -4,13 +4,14 @@ rule prepare:
         data=f"{R}/data/{{name}}/{{split}}.parquet",
         manifest=f"{R}/data/{{name}}/{{split}}.manifest.json",
     wildcard_constraints:
-        name=one_of(config["datasets"]),
+        name=one_of(PLAN.config["datasets"]),
         split="train|test",
+    log:
+        log("prepare", "{name}.{split}"),
     benchmark:
         f"{R}/benchmarks/prepare/{{name}}.{{split}}.tsv"
     params:
-        entry=lambda w: canonical(config["datasets"][w.name]),
-        data_seed=config["data_seed"],
+        job=lambda w: canonical(PLAN.prepare_job(w.name, w.split)),
         code=code_fingerprint("prepare"),
     script:
         "../scripts/prepare.py"

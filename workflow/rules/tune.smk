@@ -1,35 +1,34 @@
-def replay_inputs(w):
-    if training_settings(config, w.method, w.model).get("replay", 0) > 0:
-        return [data(name, "train") for name in UPSTREAM]
-    return []
-
-
 # Tuned weights can be tens of GB per cell: unless kept, they go once their predictions are made.
 # Adapters (a few MB) are always kept.
-RUN = tune_dir("{model}", "{method}", "{dataset}", "{seed}")
-TUNED_WEIGHTS = f"{RUN}/{WEIGHTS_FILE}"
+RUN = f"{R}/tune/{{model}}/{{method}}/{{dataset}}/seed{{seed}}"
+TUNED_WEIGHTS = f"{RUN}/{plan.WEIGHTS_FILE}"
+
+
+def replay_inputs(w):
+    return [PLAN.data(name, "train") for name in PLAN.replay_sets(w.model, w.method)]
 
 
 rule tune:
-    """One tuning run of an adapter method (LoRA, DoRA): a method on a downstream set, from one
-    seed's base model. run.json is written last: a killed job leaves no finished-looking output,
-    and its rerun resumes from the checkpoint beside the run directory."""
+    """One tuning run of a method saved as an adapter (LoRA, DoRA, ...): a method on a downstream set,
+    from one seed's base model. run.json is written last: a killed job leaves no finished-looking
+    output, and its rerun resumes from the checkpoint beside the run directory."""
     input:
-        base=lambda w: base_input(w.model, w.seed),
-        train=data("{dataset}", "train"),
+        base=lambda w: PLAN.base_input(w.model, w.seed),
+        train=PLAN.data("{dataset}", "train"),
         replay=replay_inputs,
     output:
-        tuned=directory(f"{RUN}/{ADAPTER_DIR}"),
+        tuned=directory(f"{RUN}/{plan.ADAPTER_DIR}"),
         run=f"{RUN}/run.json",
     wildcard_constraints:
-        method=one_of(ADAPTER_RUNS),
+        method=one_of(PLAN.runs("adapter")),
+    log:
+        log("tune", "{model}.{method}.{dataset}.seed{seed}"),
     benchmark:
         f"{R}/benchmarks/tune/{{model}}.{{method}}.{{dataset}}.seed{{seed}}.tsv"
     params:
-        base=lambda w: base_location(w.model, w.seed),
-        # Only this method's settings: changing one method reruns only its cells.
-        settings=lambda w: canonical(training_settings(config, w.method, w.model)),
-        upstream=UPSTREAM,
+        # Only this method's settings for this model: changing one method reruns only its cells.
+        job=lambda w: canonical(PLAN.tune_job(w.model, w.method, w.dataset, w.seed)),
+        base=lambda w: PLAN.base_location(w.model, w.seed),
         code=code_fingerprint("tune"),
     threads: 1
     script:
@@ -38,7 +37,7 @@ rule tune:
 
 use rule tune as tune_weights with:
     output:
-        tuned=TUNED_WEIGHTS if config["keep_tuned_weights"] else temp(TUNED_WEIGHTS),
+        tuned=TUNED_WEIGHTS if PLAN.config["keep_tuned_weights"] else temp(TUNED_WEIGHTS),
         run=f"{RUN}/run.json",
     wildcard_constraints:
-        method=one_of(WEIGHT_RUNS),
+        method=one_of(PLAN.runs("tensors")),

@@ -1,3 +1,7 @@
+import json
+
+from tunebench import progress
 from tunebench.stages import report
 
-report.figures(snakemake.config, snakemake.wildcards.model, snakemake.input.cells, dict(snakemake.output.items()))
+with progress.logged(snakemake.log[0]):
+    report.figures_page(json.loads(snakemake.params.job), snakemake.input.cells, dict(snakemake.output.items()))

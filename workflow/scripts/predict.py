@@ -1,15 +1,18 @@
+import json
+
 import torch
 
+from tunebench import progress
 from tunebench.stages import predict
 
-torch.set_num_threads(snakemake.threads)
-predict.predict(
-    snakemake.config,
-    snakemake.wildcards.model,
-    snakemake.wildcards.get("method"),
-    snakemake.params.base,
-    snakemake.input.get("tuned"),
-    snakemake.input.get("run") or None,
-    dict(zip(snakemake.params.eval_sets, snakemake.input.tests)),
-    dict(zip(snakemake.params.eval_sets, snakemake.output)),
-)
+with progress.logged(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    sets = snakemake.params.sets
+    predict.predict(
+        json.loads(snakemake.params.job),
+        snakemake.params.base,
+        snakemake.input.get("tuned"),
+        snakemake.input.get("run") or None,
+        dict(zip(sets, snakemake.input.tests)),
+        dict(zip(sets, snakemake.output)),
+    )

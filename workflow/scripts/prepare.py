@@ -1,4 +1,7 @@
+import json
+
+from tunebench import progress
 from tunebench.stages import prepare
 
-prepare.prepare(snakemake.config, snakemake.wildcards.name, snakemake.wildcards.split, snakemake.output.data,
-              snakemake.output.manifest)
+with progress.logged(snakemake.log[0]):
+    prepare.prepare(json.loads(snakemake.params.job), snakemake.output.data, snakemake.output.manifest)

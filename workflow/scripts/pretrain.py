@@ -1,12 +1,12 @@
+import json
+
 import torch
 
+from tunebench import plan, progress
 from tunebench.stages import pretrain
 
-torch.set_num_threads(snakemake.threads)
-pretrain.pretrain(
-    snakemake.config,
-    snakemake.wildcards.model,
-    int(snakemake.wildcards.seed),
-    dict(zip(snakemake.params.upstream, snakemake.input.train)),
-    snakemake.output[0],
-)
+with progress.logged(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    job = json.loads(snakemake.params.job)
+    pretrain.pretrain(job, dict(zip(job["upstream"], snakemake.input.train)), snakemake.output[0],
+                      plan.checkpoint_every(snakemake.config))

@@ -1,10 +1,14 @@
+import json
+
+from tunebench import progress
 from tunebench.stages import score
 
-names = snakemake.params.eval_sets
-score.score_run(
-    snakemake.config,
-    dict(zip(names, snakemake.input.predictions)),
-    dict(zip(names, snakemake.input.tests)),
-    snakemake.output[0],
-    run_path=snakemake.input.get("run") or None,
-)
+with progress.logged(snakemake.log[0]):
+    sets = snakemake.params.sets
+    score.score_run(
+        json.loads(snakemake.params.job),
+        dict(zip(sets, snakemake.input.predictions)),
+        dict(zip(sets, snakemake.input.tests)),
+        snakemake.output[0],
+        run_path=snakemake.input.get("run") or None,
+    )
