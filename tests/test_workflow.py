@@ -5,12 +5,15 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
 from PIL import Image
 from workflow_helpers import ROOT, SMALL, copy_of_repo, planned_jobs, snakemake
+
+from tunebench.evaluation import metrics
 
 
 def test_the_table_holds_every_cell(study):
@@ -150,6 +153,28 @@ def test_a_metric_code_change_rescores_without_tuning_or_generating(study, tmp_p
     metrics = repo / "tunebench" / "metrics.py"
     metrics.write_text(metrics.read_text() + "\n# a changed metric\n")
     assert _rules(planned_jobs(snakemake(workdir, "-n", root=repo))) == ["all", "cell", "figures", "score", "tables"]
+
+
+def path_with_java_flipped(folder):
+    """A PATH on which java is missing if it is on this one, and present (a stub) if it is not."""
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for tool in Path(directory).glob("*") if Path(directory).is_dir() else []:
+            if tool.name != "java" and not (folder / tool.name).exists():
+                (folder / tool.name).symlink_to(tool)
+    if not metrics.java_available():
+        (folder / "java").write_text("#!/bin/sh\n")
+        (folder / "java").chmod(0o755)
+    return str(folder)
+
+
+def test_the_caption_tokenizer_is_a_scoring_rerun_trigger(study, tmp_path):
+    """A study resumed where java is (or is not) rescores every set: CIDEr never mixes tokenizers."""
+    workdir, _ = study
+    jobs = planned_jobs(snakemake(workdir, "-n", env={"PATH": path_with_java_flipped(tmp_path / "bin")}))
+    assert _rules(jobs) == ["all", "cell", "figures", "score", "tables"]
+    assert len([1 for rule, _ in jobs if rule == "score"]) == len(list((workdir / "results" / "small" / "scores")
+                                                                      .rglob("*.json")))
 
 
 def test_a_tuning_code_change_reruns_tuning_and_what_follows_only(study, tmp_path):

@@ -5,13 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import primary_metric, scale
-from ..data import schema
+from ..data import formats, schema
 from ..files import read_jsonl
-from .metrics import Sample, score
+from .metrics import DEFAULT_PROTOCOL, Sample, cider_tokenizer, score
+
+
+def notes(entry: dict, records: list[dict]) -> list[str]:
+    """What the scores lack because the source does (RSVQA-LR's 2k copy has no question types)."""
+    fmt = formats.FORMATS.get(entry.get("format"))
+    if fmt and fmt.category and not any(r["category"] for r in records):
+        return [f"no {fmt.category}s in this source: accuracy is not given per {fmt.category}"]
+    return []
 
 
 def score_predictions(config: dict, dataset: str, predictions_path: Path, test_path: Path) -> dict:
-    by_id = {r["id"]: r for r in schema.read_split(test_path)}
+    """The dataset's scores entry: metric, primary key, scale, the protocol it read letters by, the
+    caption tokenizer CIDEr ran (null for metrics that tokenise nothing), notes on what the source
+    lacks, and the scores."""
+    records = schema.read_split(test_path)
+    by_id = {r["id"]: r for r in records}
     predictions = read_jsonl(predictions_path)
     unknown = [p["id"] for p in predictions if p["id"] not in by_id]
     if unknown or len(predictions) != len(by_id):
@@ -20,9 +32,12 @@ def score_predictions(config: dict, dataset: str, predictions_path: Path, test_p
     samples = [Sample(id=p["id"], output=p["output"], answers=by_id[p["id"]]["answers"],
                       choices=by_id[p["id"]]["choices"], image_id=by_id[p["id"]]["image_id"],
                       category=by_id[p["id"]]["category"]) for p in predictions]
-    metric = config["datasets"][dataset]["metric"]
-    scores = score(metric, samples)
+    entry = config["datasets"][dataset]
+    protocol = entry.get("protocol", DEFAULT_PROTOCOL)
+    scores = score(entry["metric"], samples, protocol)
     primary = primary_metric(config, dataset)
     if primary not in scores:
         raise KeyError(f"config key datasets.{dataset}.primary: {primary!r} is not among {sorted(scores)}")
-    return {"metric": metric, "primary": primary, "scale": scale(config, dataset), "scores": scores}
+    return {"metric": entry["metric"], "primary": primary, "scale": scale(config, dataset), "protocol": protocol,
+            "tokenizer": cider_tokenizer() if entry["metric"] == "cider" else None,
+            "notes": notes(entry, records), "scores": scores}

@@ -1,3 +1,6 @@
+from tunebench.evaluation.metrics import cider_tokenizer
+
+
 rule predict_zeroshot:
     """The base model's greedy answers on one test set (one job per set: adding a dataset
     evaluates the base model on that set alone)."""
@@ -63,5 +66,6 @@ rule score:
         eval_sets=lambda w: eval_sets(config, w.run, w.train),
         datasets=lambda w: canonical({name: config["datasets"][name] for name in eval_sets(config, w.run, w.train)}),
         code=code_fingerprint("score"),
+        tokenizer=cider_tokenizer(),  # CIDEr's caption tokenizer: java appearing or going rescores
     script:
         "../scripts/score.py"
