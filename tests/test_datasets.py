@@ -21,7 +21,7 @@ from public_fixtures import (
     write_own,
 )
 
-from tunebench.config import validate
+from tunebench.config import ConfigError, validate
 from tunebench.data import formats, schema, sources
 from tunebench.data.world import CAPTION_PROMPT, CHOICE_INSTRUCTION, SHORT_INSTRUCTION
 from tunebench.evaluation import prediction, scoring
@@ -354,6 +354,19 @@ def test_unknown_dataset_id_is_named_offline(monkeypatch):
     with pytest.raises(sources.DatasetError, match=r"dataset 'okvqa', split 'test': cannot load 'no-such-org/no-such-set'"
                                                     r".*OfflineModeIsEnabled"):
         sources.prepare("okvqa", entry, "test", 0)
+
+
+def test_a_datasets_protocol_picks_how_letters_are_read(tmp_path):
+    public = PUBLIC["scienceqa"]()
+    entry = {**public.entry, "test": hub_spec(write_hub_folder(tmp_path / "hub", public), public)}
+    test_path, records, _ = prepared(tmp_path, "scienceqa", entry)
+    outputs = [f"The answer is {r['answers'][0]}." for r in records]  # LLaVA's form; lmms-eval reads no letter
+    for protocol, expected in (("lmms_eval", 0.0), ("llava", 100.0)):
+        config = study_config("scienceqa", {**entry, "protocol": protocol})
+        result = scored(tmp_path, config, "scienceqa", test_path, outputs, protocol)
+        assert (result["protocol"], result["scores"]["accuracy"]) == (protocol, expected)
+    with pytest.raises(ConfigError, match=r"config key datasets.scienceqa.protocol: 'openai' is not one of"):
+        study_config("scienceqa", {**entry, "protocol": "openai"})
 
 
 # ---- schema faults: one error before any row is converted ------------------------------------
