@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # The CPU wheel (pip takes it from the local disk here). With CUDA: make TORCH="torch" run
 TORCH ?= torch==2.13.0
 CORES ?= 2
+# The parity tests' reference, pinned in pyproject.toml (extra lmms-eval-reference), without its dependencies.
+LMMS_EVAL := $(shell sed -n 's/.*"\(lmms-eval==[^"]*\)".*/\1/p' pyproject.toml)
 
 .PHONY: run beyond report test clean
 
@@ -15,6 +17,7 @@ $(BIN)/snakemake: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps "$(LMMS_EVAL)"
 	touch $@
 
 run: $(BIN)/snakemake

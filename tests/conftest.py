@@ -33,6 +33,14 @@ def shared_tiny_model(tiny_records):
     return build_tiny_model(tiny_records)
 
 
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch):
+    """`datasets` caches what load_dataset reads (keyed by folder, not content): keep it in the test's folder."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+
+
 @pytest.fixture(scope="session")
 def study(tmp_path_factory):
     """The small study (tests/config/small.yaml) run once through the real workflow: (workdir, results)."""

@@ -147,7 +147,7 @@ def okvqa() -> Public:
              "question": "How many people are there?", "image": img(0, "JPEG")},
             {"question_type": "eight", "answers": ["racing"] * 6 + ["race"] * 4, "answer_type": "other",
              "question_id": "3007625", "question": "What sport is this?", "image": img(1, "JPEG")}]
-    return Public(features, rows, {"format": "vqa", "metric": "vqa_accuracy"}, "val2014")
+    return Public(features, rows, {"format": "okvqa", "metric": "vqa_accuracy"}, "val2014")
 
 
 def gqa() -> Public:
@@ -188,7 +188,7 @@ def textvqa() -> Public:
              "ocr_tokens": ocr} for i, (q, answers, ocr) in enumerate([
                  ("what is the brand?", ["nokia"] * 9 + ["nokia phone"], ["NOKIA", "5"]),
                  ("what number is on the shirt?", ["23"] * 10, ["23"])])]
-    return Public(features, rows, {"format": "vqa", "metric": "vqa_accuracy", "options": {"ocr_tokens": True}},
+    return Public(features, rows, {"format": "textvqa", "metric": "vqa_accuracy", "options": {"ocr_tokens": True}},
                   "validation")
 
 

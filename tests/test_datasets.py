@@ -5,6 +5,7 @@ kind of bad input."""
 
 import io
 import json
+import re
 
 import datasets as hf
 import pytest
@@ -21,17 +22,16 @@ from public_fixtures import (
 )
 
 from tunebench import plan as study_plan
-from tunebench.data import schema, sources
+from tunebench.config import ConfigError
+from tunebench.data import formats, schema, sources
 from tunebench.data.world import CAPTION_PROMPT, CHOICE_INSTRUCTION, SHORT_INSTRUCTION
 from tunebench.evaluation import prediction, scoring
+from tunebench.evaluation.metrics import cider_tokenizer
 from tunebench.files import read_json, write_jsonl
 from tunebench.stages import prepare as prepare_stage
 
 
-@pytest.fixture(autouse=True)
-def hf_cache(tmp_path, monkeypatch):
-    """`datasets` caches what load_dataset reads: keep it in the test's folder."""
-    monkeypatch.setattr(hf.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+pytestmark = pytest.mark.usefixtures("hf_cache")
 
 
 def short(q):
@@ -48,7 +48,8 @@ EXPECTED = {
     "iconqa": lambda rs: (
         len(rs) == 2 and rs[0]["choices"] == ["3", "5", "7"] and rs[0]["answers"] == ["B"]
         and rs[1]["choices"] == ["red", "blue"] and rs[1]["answers"] == ["A"] and rs[0]["id"] == "q0"
-        and rs[0]["question"] == "How many dots 0?\nA. 3\nB. 5\nC. 7\n" + CHOICE_INSTRUCTION),
+        and rs[0]["question"] == formats.ICONQA_PROMPT.format(question="How many dots 0?", options="A. 3\nB. 5\nC. 7")
+        and "B.  blue" in rs[1]["question"]),  # lmms-eval splits "red, blue" on "," and keeps the space
     "rsvqa_lr": lambda rs: (
         [r["category"] for r in rs] == ["presence", "comparison", "rural_urban", "count"]
         and rs[3]["answers"] == ["12"] and rs[0]["question"] == short("Is there a road?")),
@@ -59,12 +60,13 @@ EXPECTED = {
         and rs[0]["image_id"] == "0" and rs[0]["task_type"] == "caption"),
     "okvqa": lambda rs: (
         rs[0]["id"] == "2971475" and rs[0]["answers"] == ["Two"] * 10
-        and rs[0]["question"] == short("How many people are there?") and rs[0]["task_type"] == "vqa"),
+        and rs[0]["question"] == "How many people are there?" + formats.OKVQA_POST_PROMPT
+        and "respond with 'Unanswerable'" in rs[0]["question"] and rs[0]["task_type"] == "vqa"),
     "gqa": lambda rs: (
         [r["image_id"] for r in rs] == ["n1", "n1", "n2"] and rs[0]["id"] == "200" and rs[2]["answers"] == ["left"]
         and rs[0]["image"] == rs[1]["image"] != rs[2]["image"] and rs[1]["category"] == "verify"),
     "textvqa": lambda rs: (
-        rs[0]["question"] == short("what is the brand?\nReference OCR token: NOKIA, 5") and len(rs[0]["answers"]) == 10),
+        rs[0]["question"] == short("What is the brand?\nReference OCR token: NOKIA, 5") and len(rs[0]["answers"]) == 10),
     "ocrvqa": lambda rs: (
         len(rs) == 4 and [r["id"] for r in rs] == ["000123-0", "000123-1", "000123-2", "010123-0"]
         and rs[2]["answers"] == ["Yes"] and rs[3]["question"] == short("What is the genre of this book?")
@@ -93,7 +95,7 @@ def scored(tmp_path, plan, name, test_path, outputs, tag):
     preds = tmp_path / "predictions" / tag / f"{name}.jsonl"
     write_jsonl([{"id": r["id"], "prompt": r["question"], "output": o} for r, o in zip(records, outputs)], preds)
     job = plan.score_job([name])[name]
-    return scoring.score_predictions(name, job["metric"], job["primary"], preds, test_path)
+    return scoring.score_predictions(name, job, preds, test_path)
 
 
 def study_config(name, entry):
@@ -134,6 +136,9 @@ def test_public_dataset_prepare_predict_score(tmp_path, shared_tiny_model, name)
     outputs = [p["output"] for p in prediction.predict(model, processor, records, batch_size=4, max_new_tokens=3)]
     result = scored(tmp_path, config, name, test_path, outputs, "tiny")
     assert result["scores"]["n"] == len(records) and result["primary"] in result["scores"]
+    # Which caption tokenizer scored (a study resumed elsewhere must not mix them), and how letters were read.
+    assert result["tokenizer"] == (cider_tokenizer() if public.entry["metric"] == "cider" else None)
+    assert result["protocol"] == "lmms_eval" and result["notes"] == []
     gold = scored(tmp_path, config, name, test_path, [r["answers"][0] for r in records], "gold")
     primary = gold["scores"][gold["primary"]]
     if public.entry["metric"] == "cider":
@@ -234,23 +239,42 @@ def test_iconqa_original_release(tmp_path):
     _, records, _ = prepared(tmp_path, "iconqa", {"format": "iconqa", "metric": "choice_accuracy", "train": spec}, "train")
     assert [(r["id"], r["answers"], r["choices"]) for r in records] == [("11", ["B"], ["cat", "dog"]),
                                                                        ("13", ["A"], ["a", "b", "c"])]
-    assert records[0]["question"] == f"Which is bigger?\nA. cat\nB. dog\n{CHOICE_INSTRUCTION}"
+    assert records[0]["question"] == formats.ICONQA_PROMPT.format(question="Which is bigger?", options="A. cat\nB. dog")
     assert records[1]["image"] == picture(13)
     with pytest.raises(sources.DatasetError, match=r"dataset 'iconqa', split 'train': .*pid_splits.json' has no 'choose_txt_val'"):
         sources.prepare("iconqa", {"format": "iconqa", "metric": "choice_accuracy", "train": {**spec, "split": "val"}},
                          "train", 0)
 
 
-def test_max_samples_is_a_seeded_subset(tmp_path):
+def pairs(records):
+    return sorted((r["category"], r["image_id"], r["answers"][0]) for r in records)
+
+
+def test_max_samples_is_a_seeded_subset_of_whole_mme_pairs(tmp_path):
     public = PUBLIC["mme"]()
     hub = write_hub_folder(tmp_path / "hub", public)
-    entry = {**public.entry, "test": {**hub_spec(hub, public), "max_samples": 3}}
+    entry = {**public.entry, "test": {**hub_spec(hub, public), "max_samples": 4}}
     _, first, manifest = prepared(tmp_path, "mme", entry)
     _, again, _ = prepared(tmp_path, "mme", entry)
-    frame, _ = sources.prepare("mme", entry, "test", seed=1)
-    assert len(first) == 3 and [r["id"] for r in first] == [r["id"] for r in again]
-    assert manifest["records"] == 3 and manifest["rows_available"] == 6
+    frame, _ = sources.prepare("mme", entry, "test", seed=3)
+    assert len(first) == 4 and [r["id"] for r in first] == [r["id"] for r in again]
+    assert manifest["records"] == 4 and manifest["rows_available"] == 6
     assert frame["id"].to_list() != [r["id"] for r in first]
+    # Every image keeps both its questions (acc+ pairs them), in every subset.
+    for records in (first, frame.to_dicts()):
+        assert {(c, i) for c, i, _ in pairs(records)} and [a for *_, a in pairs(records)] == ["no", "yes"] * 2
+    # An odd max_samples never breaks a pair: fewer questions, not half a pair.
+    entry["test"]["max_samples"] = 3
+    _, odd, _ = prepared(tmp_path, "mme", entry)
+    assert len(odd) == 2 and [a for *_, a in pairs(odd)] == ["no", "yes"]
+
+
+def test_a_skipped_mme_row_drops_its_pair(tmp_path):
+    entry = with_rows(tmp_path, PUBLIC["mme"](), lambda rows: rows[2].update(image=None), skip=True)
+    frame, manifest = sources.prepare("mme", entry, "test", 0)
+    assert frame["id"].to_list() == ["0", "1", "4", "5"]  # count's pair (rows 2, 3) is gone
+    assert manifest["skipped_rows"] == [{"row": "2", "reason": "missing image"},
+                                        {"row": "3", "reason": "its pair lost a row"}]
 
 
 # ---- bad input: a clear error naming dataset, split and row, or skipped and listed ----------
@@ -329,10 +353,115 @@ def test_unknown_dataset_id_is_named_offline(monkeypatch):
 
     monkeypatch.setattr(hf.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    entry = {"format": "vqa", "metric": "vqa_accuracy", "test": {"source": "hf", "path": "no-such-org/no-such-set"}}
+    entry = {"format": "okvqa", "metric": "vqa_accuracy", "test": {"source": "hf", "path": "no-such-org/no-such-set"}}
     with pytest.raises(sources.DatasetError, match=r"dataset 'okvqa', split 'test': cannot load 'no-such-org/no-such-set'"
                                                     r".*OfflineModeIsEnabled"):
         sources.prepare("okvqa", entry, "test", 0)
+
+
+def test_a_datasets_protocol_picks_how_letters_are_read(tmp_path):
+    public = PUBLIC["scienceqa"]()
+    entry = {**public.entry, "test": hub_spec(write_hub_folder(tmp_path / "hub", public), public)}
+    test_path, records, _ = prepared(tmp_path, "scienceqa", entry)
+    outputs = [f"The answer is {r['answers'][0]}." for r in records]  # LLaVA's form; lmms-eval reads no letter
+    for protocol, expected in (("lmms_eval", 0.0), ("llava", 100.0)):
+        config = study_config("scienceqa", {**entry, "protocol": protocol})
+        result = scored(tmp_path, config, "scienceqa", test_path, outputs, protocol)
+        assert (result["protocol"], result["scores"]["accuracy"]) == (protocol, expected)
+    with pytest.raises(ConfigError, match=r"config key datasets.scienceqa.protocol: 'openai' is not one of"):
+        study_config("scienceqa", {**entry, "protocol": "openai"})
+
+
+# ---- schema faults: one error before any row is converted ------------------------------------
+
+def without(public, column, renamed=None):
+    """`public` with `column` dropped (or renamed) in its features and every row."""
+    for part in (public.features, *public.rows):
+        value = part.pop(column)
+        if renamed:
+            part[renamed] = value
+    return public
+
+
+def schema_fault(tmp_path, name, public, expected_column, reader, **spec):
+    hub = write_hub_folder(tmp_path / name, public)
+    test = {**hub_spec(hub, public), **spec}
+    columns = sorted(public.features)
+    source = f"source hf {test['path']!r} (" + ", ".join(f"{k} {test[k]!r}" for k in ("name", "split") if k in test)
+    message = (f"dataset {name!r}, split 'test', {source}): no column {expected_column} ({reader} reads it); "
+               f"the source has columns {columns}")
+    with pytest.raises(sources.DatasetError) as err:
+        sources.prepare(name, {**public.entry, "test": test}, "test", 0)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("name, column, renamed", [
+    ("okvqa", "question", "query"),  # a renamed column
+    ("gqa", "imageId", "image_id"),
+    ("pathvqa", "image", None),  # a missing image column, not a "missing image" per row
+    ("mme", "category", None),
+    ("scienceqa", "hint", "context"),
+])
+def test_a_missing_column_is_one_error_naming_it(tmp_path, name, column, renamed):
+    public = without(PUBLIC[name](), column, renamed)
+    schema_fault(tmp_path, name, public, repr(column), f"format {public.entry['format']!r}")
+
+
+def test_a_caption_source_needs_one_of_its_reference_columns(tmp_path):
+    public = without(PUBLIC["coco_caption"](), "answer", "captions")
+    schema_fault(tmp_path, "coco_caption", public, "'caption' or 'answer'", "format 'caption'")
+
+
+def test_gqas_images_config_without_images_is_one_error(tmp_path):
+    public = PUBLIC["gqa"]()
+    without(public.images, "image", "picture")
+    hub = write_hub_folder(tmp_path / "gqa", public)
+    with pytest.raises(sources.DatasetError, match=re.escape(
+            f"dataset 'gqa', split 'test', source hf {str(hub)!r} (name 'testdev_balanced_images', split 'testdev'): "
+            "no column 'image' (GQA's images config reads it); the source has columns ['id', 'picture']")):
+        sources.prepare("gqa", {**public.entry, "test": hub_spec(hub, public)}, "test", 0)
+
+
+def test_where_on_a_column_the_split_lacks_is_one_error(tmp_path):
+    public = PUBLIC["flickr30k"]()
+    schema_fault(tmp_path, "flickr30k", public, "'karpathy_split'", "`where:`", where={"karpathy_split": "test"})
+
+
+def test_a_bring_your_own_file_without_answers_is_one_error(tmp_path):
+    spec = write_own(tmp_path, "csv")
+    path = tmp_path / "train.csv"
+    path.write_text(path.read_text().replace("answer", "label"))
+    with pytest.raises(sources.DatasetError, match=re.escape(
+            f"dataset 'chd', split 'test', source local {str(path)!r}: no column 'answer' or 'answers' (source local "
+            "reads it); the source has columns ['id', 'image', 'label', 'question']")):
+        sources.prepare("chd", {"task_type": "exact", "metric": "exact_match", "test": spec}, "test", 0)
+
+
+def test_placeholder_references_are_refused_for_the_split(tmp_path):
+    """COCO's test split carries ["Null"] for every image's references: nothing to score against."""
+    entry = with_rows(tmp_path, PUBLIC["coco_caption"](), lambda rows: [r.update(answer=["Null"]) for r in rows],
+                      skip=True)
+    with pytest.raises(sources.DatasetError, match=r"dataset 'coco_caption', split 'test', source hf_disk .*, "
+                                                    r"row 'COCO_val2014_000000000.jpg': the references are placeholders "
+                                                    r"\(\['Null'\]\): this split publishes no references"):
+        sources.prepare("coco_caption", entry, "test", 0)
+
+
+def test_rsvqa_without_question_types_says_so_in_its_scores(tmp_path):
+    """dmarsili/RSVQA-LR-2k has no question-type column: accuracy, and a note instead of per-type scores."""
+    public = without(PUBLIC["rsvqa_lr"](), "question_type")
+    hub = write_hub_folder(tmp_path / "hub", public)
+    entry = {**public.entry, "test": hub_spec(hub, public)}
+    test_path, records, _ = prepared(tmp_path, "rsvqa_lr", entry)
+    result = scored(tmp_path, study_config("rsvqa_lr", entry), "rsvqa_lr", test_path,
+                    [r["answers"][0] for r in records], "gold")
+    assert result["notes"] == ["no question types in this source: accuracy is not given per question type"]
+    assert set(result["scores"]) == {"accuracy", "n"} and result["scores"]["accuracy"] == 100.0
+    typed = {**PUBLIC["rsvqa_lr"]().entry, "test": disk_spec(write_disk_folder(tmp_path / "d", PUBLIC["rsvqa_lr"]()),
+                                                                  PUBLIC["rsvqa_lr"]())}
+    test_path, records, _ = prepared(tmp_path / "t", "rsvqa_lr", typed)
+    result = scored(tmp_path, study_config("rsvqa_lr", typed), "rsvqa_lr", test_path, ["no"] * 4, "typed")
+    assert result["notes"] == [] and result["scores"]["accuracy/comparison"] == 100.0
 
 
 def test_bad_rows_skipped_when_allowed_are_counted_and_listed(tmp_path):

@@ -9,7 +9,9 @@ from tunebench.evaluation.metrics import (
     METRICS,
     Sample,
     cider_score,
-    extract_choice,
+    cider_tokenizer,
+    llava_letter,
+    lmms_eval_letter_correct,
     normalize_exact,
     normalize_vqa_answer,
     parse_yes_no,
@@ -95,8 +97,9 @@ def test_vqa_accuracy_dataset_mean():
 
 
 def test_exact_match_normalisation():
-    assert normalize_exact("  Black-and-White. ") == "blackandwhite"  # punctuation anywhere
+    assert normalize_exact("Black-and-White.") == "blackandwhite"  # punctuation anywhere
     assert normalize_exact("The Dog") == "the dog"  # no article removal
+    assert normalize_exact(". left") == " left"  # no strip after deleting (lmms-eval strips before only)
 
 
 def test_exact_match_accuracy():
@@ -106,9 +109,10 @@ def test_exact_match_accuracy():
         Sample("3", " left ", ["right", "left"]),  # right: any reference, whitespace stripped
         Sample("4", "The dog", ["dog"]),  # wrong: articles are not dropped
         Sample("5", "two", ["2"]),  # wrong: no number-word mapping
+        Sample("6", "left .", ["left"]),  # wrong: "left " after the period goes
     ]
-    # 3 of 5 right -> 60
-    assert score("exact_match", samples)["accuracy"] == pytest.approx(60.0)
+    # 3 of 6 right -> 50
+    assert score("exact_match", samples)["accuracy"] == pytest.approx(50.0)
 
 
 # ---------------------------------------------------- multiple choice ----
@@ -117,62 +121,69 @@ THREE = ["red circle", "blue square", "green dot"]
 
 
 @pytest.mark.parametrize(
-    "output, expected",
+    "output, gold, right",
     [
-        ("B", "B"),
-        ("B.", "B"),
-        ("B. blue square", "B"),
-        ("(B)", "B"),
-        ("B) blue square", "B"),
-        ("B: blue square", "B"),
-        ("The answer is B.", "B"),
-        ("Answer: B", "B"),
-        ("the answer is: (C)", "C"),
-        ("Option C", "C"),
-        ("I pick (C) because it is green", "C"),
-        ("C is correct", "C"),
-        ("A", "A"),
-        ("A.", "A"),
-        ("A, since it is red", "A"),
-        ("Because it is blue", None),  # no capital letter standing alone
-        ("A red circle", None),  # leading "A" + space is the article, not option A
-        ("I think so", None),  # leading "I" + space is the pronoun
-        ("the answer is a dog", None),  # letters must be capitals
-        ("b", None),
-        ("", None),
-        ("   ", None),
-        # No letter: fall back to the option text (case-insensitive, trailing punctuation).
-        ("blue square", "B"),
-        ("Green Dot.", "C"),
-        # Out of range with 3 options.
-        ("D", None),
-        ("The answer is D.", None),
+        ("B", "B", True),
+        ("b", "B", True),  # the whole output equals the letter in any case
+        ("B.", "B", True),  # a capital and a period start it
+        ("B. blue square", "B", True),
+        ("B.blue", "B", True),
+        ("b. blue square", "B", False),  # the capital must be upper case
+        ("(B)", "B", False),
+        ("B)", "B", False),
+        ("B: blue square", "B", False),
+        ("Answer: B", "B", False),
+        ("The answer is B.", "B", False),
+        ("Option B", "B", False),
+        ("A, B", "A", False),
+        ("blue square", "B", False),  # option text is not a letter
+        ("A.", "B", False),
+        ("", "A", False),
     ],
 )
-def test_extract_choice(output, expected):
-    assert extract_choice(output, THREE) == expected
+def test_lmms_eval_letter_rule(output, gold, right):
+    assert lmms_eval_letter_correct(output, gold) is right
 
 
-def test_extract_choice_skips_invalid_letter_for_a_valid_one():
-    # "D" is not an option, so the explicit phrase's "B" is used.
-    assert extract_choice("D. no wait, the answer is B", THREE) == "B"
-    # Without choices any capital is accepted.
-    assert extract_choice("D", []) == "D"
+@pytest.mark.parametrize(
+    "output, n, letter",
+    [
+        ("B", 3, "B"),
+        ("B. blue square", 3, "B"),
+        ("The answer is C.", 3, "C"),
+        ("So. The answer is C!", 3, "C"),  # any one character after the letter
+        ("The answer is C", 3, None),  # ... but one is needed
+        ("The answer is A. The answer is B.", 3, None),  # exactly one match
+        ("B.", 3, None),  # "B." is neither the letter alone nor "B. "
+        ("b", 3, None),
+        ("(B)", 3, None),
+        ("D", 3, None),  # beyond the choices
+        ("F", 6, None),  # LLaVA reads A-E only
+        ("E. x", 5, "E"),
+    ],
+)
+def test_llava_letter_rule(output, n, letter):
+    assert llava_letter(output, n) == letter
 
 
-def test_choice_accuracy():
+def test_choice_accuracy_per_protocol():
     samples = [
-        Sample("1", "B", ["B"], choices=THREE),  # right
-        Sample("2", "The answer is C.", ["C"], choices=THREE),  # right
-        Sample("3", "blue square", ["B"], choices=THREE),  # right via text fallback
-        Sample("4", "Because it is blue", ["B"], choices=THREE),  # wrong: no letter
-        Sample("5", "D", ["D"], choices=THREE),  # wrong: D is not an option
-        Sample("6", "", ["A"], choices=THREE),  # wrong: empty
-        Sample("7", "A", ["B"], choices=THREE),  # wrong letter
-        Sample("8", "(A)", ["A"], choices=THREE),  # right
+        Sample("1", "B", ["B"], choices=THREE),  # right in both
+        Sample("2", "c", ["C"], choices=THREE),  # lmms-eval only
+        Sample("3", "The answer is C.", ["C"], choices=THREE),  # LLaVA only
+        Sample("4", " B. blue square\n", ["B"], choices=THREE),  # both: outputs are stripped first
+        Sample("5", "A", ["B"], choices=THREE),  # wrong letter
     ]
-    # 4 of 8 right -> 50
-    assert score("choice_accuracy", samples)["accuracy"] == pytest.approx(50.0)
+    # lmms_eval: 1, 2, 4 right -> 60; llava: 1, 3, 4 -> 60; different samples.
+    assert score("choice_accuracy", samples)["accuracy"] == pytest.approx(60.0)
+    assert score("choice_accuracy", samples, protocol="llava")["accuracy"] == pytest.approx(60.0)
+    assert score("choice_accuracy", samples[1:2])["accuracy"] == 100.0
+    assert score("choice_accuracy", samples[1:2], protocol="llava")["accuracy"] == 0.0
+
+
+def test_unknown_protocol_is_named():
+    with pytest.raises(ValueError, match=r"unknown protocol 'openai'; known protocols: lmms_eval, llava"):
+        score("choice_accuracy", [Sample("1", "B", ["B"], choices=THREE)], protocol="openai")
 
 
 # ------------------------------------------------------- yes/no (MME) ----
@@ -184,7 +195,13 @@ def test_choice_accuracy():
         ("Yes", "yes"),
         ("  YES, it is.", "yes"),
         ("No.", "no"),
-        ("not at all", "no"),  # starts with "no"
+        ("not at all", "no"),  # "no" in the first four characters
+        ("y", "yes"),  # a lone y / n
+        ("N.", "no"),
+        ("(yes)", "yes"),  # "yes" anywhere in the first four
+        ('"No"', "no"),
+        ("know", "no"),  # the reference's quirk: "no" inside a word counts
+        ("Sure, yes", "other"),  # "yes" too late
         ("I think so", "other"),
         ("", "other"),
     ],
@@ -385,6 +402,11 @@ PLAIN_CAPTIONS = [s.output for s in FOUR_IMAGES] + [r for s in FOUR_IMAGES for r
 
 
 @needs_java
+def test_java_path_is_named_ptb_java():
+    assert cider_tokenizer() == "ptb-java"
+
+
+@needs_java
 def test_fallback_tokeniser_agrees_with_ptb_on_plain_english():
     captions = {i: [c] for i, c in enumerate(PLAIN_CAPTIONS)}
     assert tokenize_captions(captions, use_java=False) == tokenize_captions(captions, use_java=True)
@@ -399,7 +421,7 @@ def test_java_path_survives_line_breaks_inside_captions():
 
 def test_auto_path_without_java_uses_fallback(monkeypatch):
     monkeypatch.setenv("PATH", "")
-    assert not metrics.java_available()
+    assert not metrics.java_available() and cider_tokenizer() == "ptb-python"
     # "@home" is where the paths differ: PTB keeps it whole, the fallback splits it.
     assert tokenize_captions({0: ["At @home"]}) == {0: ["at @ home"]}
     assert cider_score(FOUR_IMAGES)["cider"] == pytest.approx(cider_score(FOUR_IMAGES, use_java=False)["cider"])

@@ -1,10 +1,14 @@
 """Rerun triggers follow behaviour: what `snakemake -n` plans after the finished small study when code,
 config or local data change. A comment never reruns a GPU-hour; a changed metric never retrains."""
 
+import os
 import shutil
+from pathlib import Path
 
 import yaml
 from workflow_helpers import SMALL, copy_of_repo, planned_jobs, snakemake
+
+from tunebench.evaluation import metrics
 
 AFTER_CELLS = ["all", "cell", "figures", "tables", "tradeoff"]
 
@@ -102,3 +106,25 @@ def test_a_datasets_scale_reaches_aggregation_only(study, tmp_path):
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     assert rules(planned_jobs(snakemake(study[0], "-n", configfile=changed))) == AFTER_CELLS
+
+
+def path_with_java_flipped(folder):
+    """A PATH on which java is missing if it is on this one, and present (a stub) if it is not."""
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for tool in Path(directory).glob("*") if Path(directory).is_dir() else []:
+            if tool.name != "java" and not (folder / tool.name).exists():
+                (folder / tool.name).symlink_to(tool)
+    if not metrics.java_available():
+        (folder / "java").write_text("#!/bin/sh\n")
+        (folder / "java").chmod(0o755)
+    return str(folder)
+
+
+def test_the_caption_tokenizer_is_a_scoring_rerun_trigger(study, tmp_path):
+    """A study resumed where java is (or is not) rescores every set: CIDEr never mixes tokenizers."""
+    workdir, _ = study
+    jobs = planned_jobs(snakemake(workdir, "-n", env={"PATH": path_with_java_flipped(tmp_path / "bin")}))
+    assert rules(jobs) == sorted(["score"] + AFTER_CELLS)
+    assert len([1 for rule, _ in jobs if rule == "score"]) == len(list((workdir / "results" / "small" / "scores")
+                                                                      .rglob("*.json")))

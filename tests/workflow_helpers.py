@@ -28,12 +28,14 @@ def write_own_data(workdir: Path) -> Path:
     return folder
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = SMALL, root: Path = ROOT, check: bool = True) -> str:
-    """Run the workflow of the repository at `root` (its Snakefile and its tunebench package)."""
+def snakemake(workdir: Path, *args: str, configfile: Path = SMALL, root: Path = ROOT, check: bool = True,
+              env: dict | None = None) -> str:
+    """Run the workflow of the repository at `root` (its Snakefile and its tunebench package); `env`
+    overrides environment variables."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(configfile), "--cores", "2", *args]
     # cwd: `python -m` puts the current directory first on sys.path, ahead of PYTHONPATH.
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": str(root)})
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": str(root), **(env or {})})
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-5000:]}\n{done.stderr[-5000:]}")
     return done.stdout + done.stderr

@@ -27,7 +27,7 @@ PREDICTION_KEYS = ("wise_alpha",)
 # What loading a model for tuning or prediction reads from its models entry.
 LOAD_KEYS = ("family", "source", "path", "trust_remote_code", "precision", "attn_implementation")
 # Dataset keys read only by scoring and aggregation, or only by prediction: never a reason to prepare again.
-EVAL_KEYS = ("metric", "primary", "scale", "max_new_tokens")
+EVAL_KEYS = ("metric", "primary", "scale", "max_new_tokens", "protocol")
 ZEROSHOT = "zeroshot"
 ADAPTER_DIR = "adapter"
 WEIGHTS_FILE = "tuned_weights.safetensors"
@@ -201,8 +201,11 @@ class Plan:
                 "method": None if method is None else self.settings[(model, method)]}
 
     def score_job(self, sets: list[str]) -> dict:
-        """What scoring reads of each set: its metric and the key that enters E/F/O."""
-        return {name: {"metric": self.config["datasets"][name]["metric"], "primary": self.primary(name)}
+        """What scoring reads of each set: its metric, the key that enters E/F/O, how option letters are
+        read, and its format (which says what a source may lack)."""
+        return {name: {"metric": self.config["datasets"][name]["metric"], "primary": self.primary(name),
+                       "protocol": self.config["datasets"][name]["protocol"],
+                       "format": self.config["datasets"][name].get("format")}
                 for name in sets}
 
     def primary(self, dataset: str) -> str:

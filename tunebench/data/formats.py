@@ -1,10 +1,13 @@
 """Dataset formats: one converter per public dataset schema, turning a row as `datasets` loads it
-into tunebench records, with the evaluation prompt the community uses (lmms-eval / LLaVA).
+into tunebench records, with the prompt lmms-eval's default task builds for it (lmms-eval 0.7.3:
+each task's YAML and `doc_to_text`; tests/test_lmms_eval_parity.py compares them string for
+string). Datasets lmms-eval has no task for (RSVQA-LR, PathVQA, OCR-VQA) get its short-answer prompt.
 
 A converter returns a list of records without `split` (OCR-VQA rows hold several questions; an
 IconQA row outside the protocol's subset gives none) with `image` still in its raw form (a
-`datasets` image dict, a path or bytes); `datasets` decodes and checks the image. A row that
-cannot be converted raises RowError, which `datasets` reports with the dataset, split and row id.
+`datasets` image dict, a path or bytes); `sources` decodes and checks the image. A row that
+cannot be converted raises RowError, which `sources` reports with the dataset, split and row id.
+Each format names the columns it reads, so a source lacking one is refused before any row is read.
 """
 
 from __future__ import annotations
@@ -16,25 +19,43 @@ from typing import Callable
 from .world import CAPTION_PROMPT, CHOICE_INSTRUCTION, LETTERS, SHORT_INSTRUCTION
 
 TASK_TYPES = ("vqa", "yesno", "choice", "caption", "exact")
+SHORT_ANSWER = f"\n{SHORT_INSTRUCTION}"  # lmms-eval's default post_prompt of gqa, textvqa and mme
+# lmms-eval's ok_vqa default post_prompt.
+OKVQA_POST_PROMPT = "\nWhen the provided information is insufficient, respond with 'Unanswerable'." + SHORT_ANSWER
 MME_SUFFIX = " Please answer yes or no."  # in every MME question; lmms-eval swaps it for the short-answer prompt
+# lmms-eval's iconqa default statement and options_statement (its choose_txt prompt).
+ICONQA_PROMPT = ("Given a set of images and a question, please provide the answer to the question.\n"
+                 "Question: {question}.\nOptions:\n{options}\nPlease answer with the option letter from the given "
+                 "choices directly.")
+PLACEHOLDERS = (["null"],)  # references of evaluation copies that publish none (COCO's test split)
+RSVQA_TYPE_COLUMNS = ("question_type", "type", "category")  # where RSVQA sources keep the question type
 
 
 class RowError(ValueError):
     """What is wrong with one row; the caller adds where (dataset, split, row id)."""
 
 
+class PlaceholderError(ValueError):
+    """A row whose references are placeholders: its split has no public answers to score against."""
+
+
 # ---- protocol: prompts and answers per task type ---------------------------------------------
 
+def option_lines(choices: list[str]) -> str:
+    """"A. first\nB. second": the option list of lmms-eval's scienceqa and iconqa prompts."""
+    if len(choices) > len(LETTERS):
+        raise RowError(f"{len(choices)} choices; at most {len(LETTERS)} are supported")
+    return "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
+
+
 def prompt(task_type: str, question: str, choices: list[str] = ()) -> str:
-    """The evaluation prompt: caption instruction, option list + letter instruction, or short answer."""
+    """The evaluation prompt: caption instruction (lmms-eval's coco_cap and flickr30k), option list +
+    letter instruction (its scienceqa), or short answer (its gqa)."""
     if task_type == "caption":
         return CAPTION_PROMPT
     if task_type == "choice":
-        if len(choices) > len(LETTERS):
-            raise RowError(f"{len(choices)} choices; at most {len(LETTERS)} are supported")
-        options = "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(choices))
-        return f"{question}{options}\n{CHOICE_INSTRUCTION}"
-    return f"{question}\n{SHORT_INSTRUCTION}"
+        return f"{question}\n{option_lines(choices)}\n{CHOICE_INSTRUCTION}"
+    return f"{question}{SHORT_ANSWER}"
 
 
 def string_list(value, what: str) -> list[str]:
@@ -82,33 +103,38 @@ def first(row: dict, fields: tuple[str, ...], default):
 # ---- one converter per public schema ---------------------------------------------------------
 
 def scienceqa(row: dict, i: int, ctx: dict) -> list[dict]:
-    """lmms-lab/ScienceQA, derek-thomas/ScienceQA: choices list, answer index, hint as context."""
+    """lmms-lab/ScienceQA, derek-thomas/ScienceQA: choices list, answer index, hint as context
+    (lmms-eval scienceqa_img: "Context: {hint}" and a line break only when there is a hint)."""
     choices = string_list(row.get("choices"), "choices")
     answer = row.get("answer")
     if answer is None:
         raise RowError("no 'answer'")
-    context = f"Context: {row['hint']}\n" if row.get("hint") else ""
-    return [record(i, i, row.get("image"), prompt("choice", f"{context}{row['question']}", choices),
+    context = f"Context: {row['hint']}\n" if row["hint"] else ""
+    return [record(i, i, row["image"], prompt("choice", f"{context}{row['question']}", choices),
                    [answer_letter(answer, choices)], "choice", choices, row.get("subject") or "")]
 
 
 def iconqa(row: dict, i: int, ctx: dict) -> list[dict]:
-    """IconQA, the authors' protocol: the choose_txt subset only. lmms-lab/ICON-QA gives choices as a
-    comma-separated string and the answer as text; the original release a list and an index."""
-    if row.get("ques_type") != "choose_txt":
+    """IconQA, the authors' protocol: the choose_txt subset only, with lmms-eval iconqa's choose_txt
+    prompt. lmms-lab/ICON-QA gives choices as a comma-separated string (lmms-eval splits it on ","
+    and keeps the spaces in the prompt) and the answer as text; the original release a list and an
+    index."""
+    if row["ques_type"] != "choose_txt":
         return []
-    choices = row.get("choices")
-    choices = [c.strip() for c in choices.split(",")] if isinstance(choices, str) else string_list(choices, "choices")
-    answer = answer_letter(required(row, "answer"), choices)
-    return [record(row.get("question_id", i), row.get("question_id", i), row.get("query_image"),
-                   prompt("choice", row["question"], choices), [answer], "choice", choices, row["ques_type"])]
+    raw = row["choices"]
+    shown = raw.split(",") if isinstance(raw, str) else string_list(raw, "choices")
+    choices = [c.strip() for c in shown]
+    question = ICONQA_PROMPT.format(question=row["question"], options=option_lines(shown))
+    return [record(row.get("question_id", i), row.get("question_id", i), row["query_image"], question,
+                   [answer_letter(required(row, "answer"), choices)], "choice", choices, row["ques_type"])]
 
 
 def rsvqa(row: dict, i: int, ctx: dict) -> list[dict]:
-    """RSVQA-LR: one answer, scored by exact match overall and per question type."""
-    qtype = first(row, ("question_type", "type", "category"), "")
+    """RSVQA-LR: one answer, scored by exact match overall and per question type (when the source
+    has one: dmarsili/RSVQA-LR-2k does not, the original release does)."""
+    qtype = first(row, RSVQA_TYPE_COLUMNS, "")
     image_id = first(row, ("image_id", "img_id"), i)
-    return [record(first(row, ("question_id", "id"), i), image_id, row.get("image"),
+    return [record(first(row, ("question_id", "id"), i), image_id, row["image"],
                    prompt("exact", row["question"]), [str(required(row, "answer"))], "exact", category=str(qtype))]
 
 
@@ -116,26 +142,38 @@ def pathvqa(row: dict, i: int, ctx: dict) -> list[dict]:
     """flaviagiammarino/path-vqa: yes/no ("closed") and open questions, told apart by the answer."""
     answer = str(required(row, "answer")).strip()
     kind = "yes/no" if answer.lower() in ("yes", "no") else "open"
-    return [record(i, i, row.get("image"), prompt("exact", row["question"]), [answer], "exact", category=kind)]
+    return [record(i, i, row["image"], prompt("exact", row["question"]), [answer], "exact", category=kind)]
 
 
 def caption(row: dict, i: int, ctx: dict) -> list[dict]:
     """lmms-lab/flickr30k, nlphuji/flickr30k (`caption`), lmms-lab/COCO-Caption (`answer`): reference lists."""
     field = "caption" if "caption" in row else "answer"
     refs = string_list(required(row, field), field)
+    if [r.strip().lower() for r in refs] in PLACEHOLDERS:
+        raise PlaceholderError(f"the references are placeholders ({refs!r})")
     image_id = first(row, ("img_id", "question_id", "file_name", "filename", "id"), i)
-    return [record(image_id, image_id, row.get("image"), prompt("caption", ""), refs, "caption")]
+    return [record(image_id, image_id, row["image"], prompt("caption", ""), refs, "caption")]
 
 
-def vqa(row: dict, i: int, ctx: dict) -> list[dict]:
-    """lmms-lab/OK-VQA, lmms-lab/textvqa: ten human answers, VQA soft accuracy.
-    `options.ocr_tokens: true` puts TextVQA's OCR tokens in the prompt as LLaVA does."""
+def _vqa(row: dict, i: int, question: str, post_prompt: str) -> list[dict]:
+    """Ten human answers, VQA soft accuracy."""
     answers = string_list(required(row, "answers"), "answers")
-    question = row["question"]
-    if ctx["options"].get("ocr_tokens") and row.get("ocr_tokens"):
-        question = f"{question}\nReference OCR token: {', '.join(row['ocr_tokens'])}"
-    return [record(row.get("question_id", i), row.get("image_id", i), row.get("image"), prompt("vqa", question),
+    return [record(row.get("question_id", i), row.get("image_id", i), row["image"], f"{question}{post_prompt}",
                    answers, "vqa", category=row.get("question_type") or "")]
+
+
+def okvqa(row: dict, i: int, ctx: dict) -> list[dict]:
+    """lmms-lab/OK-VQA, as lmms-eval's ok_vqa prompts it (the 'Unanswerable' line included)."""
+    return _vqa(row, i, row["question"], OKVQA_POST_PROMPT)
+
+
+def textvqa(row: dict, i: int, ctx: dict) -> list[dict]:
+    """lmms-lab/textvqa, as lmms-eval's textvqa prompts it: the question capitalised (str.capitalize
+    lowercases the rest), then with `options.ocr_tokens: true` its OCR tokens (lmms-eval's `ocr`)."""
+    question = row["question"].capitalize()
+    if ctx["options"].get("ocr_tokens"):
+        question = f"{question}\nReference OCR token: {', '.join(row['ocr_tokens'])}"
+    return _vqa(row, i, question, SHORT_ANSWER)
 
 
 def gqa(row: dict, i: int, ctx: dict) -> list[dict]:
@@ -160,17 +198,19 @@ def ocrvqa(row: dict, i: int, ctx: dict) -> list[dict]:
     if len(questions) != len(answers):
         raise RowError(f"{len(questions)} questions but {len(answers)} answers")
     image_id = first(row, ("image_id",), i)
-    return [record(f"{image_id}-{k}", image_id, row.get("image"), prompt("exact", q), [a], "exact")
+    return [record(f"{image_id}-{k}", image_id, row["image"], prompt("exact", q), [a], "exact")
             for k, (q, a) in enumerate(zip(questions, answers))]
 
 
 def mme(row: dict, i: int, ctx: dict) -> list[dict]:
-    """lmms-lab/MME: two yes/no questions per image; question_id is the image's file name."""
+    """lmms-lab/MME: two yes/no questions per image; question_id is the image's file name. The prompt
+    as lmms-eval's mme_doc_to_text builds it: strip, drop " Please answer yes or no.", add its
+    post_prompt."""
     answer = str(required(row, "answer")).strip().lower()
     if answer not in ("yes", "no"):
         raise RowError(f"answer {row['answer']!r} is not Yes or No")
-    question = row["question"].replace(MME_SUFFIX, "").strip()
-    return [record(i, row["question_id"], row.get("image"), prompt("yesno", question), [answer], "yesno",
+    question = row["question"].strip().replace(MME_SUFFIX, "")
+    return [record(i, row["question_id"], row["image"], f"{question}{SHORT_ANSWER}", [answer], "yesno",
                    category=required(row, "category"))]
 
 
@@ -178,20 +218,41 @@ def mme(row: dict, i: int, ctx: dict) -> list[dict]:
 class Format:
     convert: Callable[[dict, int, dict], list[dict]]
     task_type: str  # for sources that carry no task type themselves (LLaVA JSON)
+    columns: tuple = ()  # the columns it reads; a tuple inside: any one of them
     id_fields: tuple[str, ...] = ()  # where a row's id is, for error messages (else its index)
+    unit: tuple[str, ...] = ()  # rows equal on these columns are drawn whole by max_samples (MME's pairs)
+    category: str = ""  # what its categories are, when a source may lack them (scores then say so)
+    option_columns: tuple[tuple[str, str], ...] = ()  # (option, column): read when the option is on
+
+    def required(self, options: dict) -> tuple:
+        return self.columns + tuple(column for option, column in self.option_columns if options.get(option))
 
 
 FORMATS: dict[str, Format] = {
-    "scienceqa": Format(scienceqa, "choice"),
-    "iconqa": Format(iconqa, "choice", ("question_id",)),
-    "rsvqa": Format(rsvqa, "exact", ("question_id", "id")),
-    "pathvqa": Format(pathvqa, "exact"),
-    "caption": Format(caption, "caption", ("img_id", "question_id", "file_name", "filename")),
-    "vqa": Format(vqa, "vqa", ("question_id",)),
-    "gqa": Format(gqa, "exact", ("id",)),
-    "ocrvqa": Format(ocrvqa, "exact", ("image_id",)),
-    "mme": Format(mme, "yesno"),
+    "scienceqa": Format(scienceqa, "choice", ("image", "question", "choices", "answer", "hint")),
+    "iconqa": Format(iconqa, "choice", ("query_image", "question", "choices", "answer", "ques_type"), ("question_id",)),
+    "rsvqa": Format(rsvqa, "exact", ("image", "question", "answer"), ("question_id", "id"),
+                    category="question type"),
+    "pathvqa": Format(pathvqa, "exact", ("image", "question", "answer")),
+    "caption": Format(caption, "caption", ("image", ("caption", "answer")),
+                      ("img_id", "question_id", "file_name", "filename")),
+    "okvqa": Format(okvqa, "vqa", ("image", "question", "answers"), ("question_id",)),
+    "textvqa": Format(textvqa, "vqa", ("image", "question", "answers"), ("question_id",),
+                      option_columns=(("ocr_tokens", "ocr_tokens"),)),
+    "gqa": Format(gqa, "exact", ("id", "imageId", "question", "answer"), ("id",)),
+    "ocrvqa": Format(ocrvqa, "exact", ("image", "questions", "answers"), ("image_id",)),
+    "mme": Format(mme, "yesno", ("image", "question_id", "question", "answer", "category"),
+                  unit=("category", "question_id")),
 }
+GQA_IMAGE_COLUMNS = ("id", "image")  # GQA's images config
+OWN_COLUMNS = ("image", ("answer", "answers"))  # a bring-your-own file (plus question, but for captions)
+LLAVA_COLUMNS = ("conversations",)
+
+
+def missing_columns(expected: tuple, present) -> list[str]:
+    """The expected columns (or alternatives: "'a' or 'b'") that `present` lacks."""
+    alternatives = [want if isinstance(want, tuple) else (want,) for want in expected]
+    return [" or ".join(map(repr, alt)) for alt in alternatives if not set(present).intersection(alt)]
 
 
 def row_id(row: dict, index: int, fields: tuple[str, ...]) -> str:

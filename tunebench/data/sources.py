@@ -13,9 +13,12 @@ one source per split (`train:` and `test:`), since evaluation copies often lack 
   a train split).
 
 The first two hold rows in the dataset's public schema, converted by the entry's `format`
-(tunebench.formats.FORMATS). Every row is checked here (image present and decodable, an
-answer, choices that fit); a bad row fails with the dataset, split and row id, or, with
-`skip_bad_rows: true`, is skipped and listed in the split's manifest. Never a silent drop.
+(tunebench.data.formats.FORMATS). A source lacking a column its format reads (or a `where:` key)
+is refused before any row is converted, naming dataset, split, source, the column and the
+columns it has. Every row is checked here (image present and decodable, an answer, choices that
+fit); a bad row fails with the dataset, split and row id, or, with `skip_bad_rows: true`, is
+skipped and listed in the split's manifest. Never a silent drop. References that are placeholders
+(an evaluation copy without public answers) are refused for the whole split.
 """
 
 from __future__ import annotations
@@ -50,6 +53,35 @@ class Rows:
     convert: Callable[[dict, int], list[dict]]
     row_id: Callable[[dict, int], str]
     base_dir: Path | None = None  # image paths are relative to it
+    required: tuple = ()  # the columns `convert` reads (formats.missing_columns)
+    reader: str = ""  # what reads them, as error messages name it
+    unit: tuple[str, ...] = ()  # rows equal on these columns are drawn whole by max_samples
+
+
+def columns(rows: Sequence[dict]) -> list[str]:
+    """A `datasets` split's columns, or every key of a list of rows (JSON, CSV)."""
+    if hasattr(rows, "column_names"):
+        return list(rows.column_names)
+    return sorted({key for row in rows for key in row})
+
+
+def column_values(rows: Sequence[dict], column: str) -> list:
+    """One column of a `datasets` split (read without decoding images) or of a list of rows."""
+    return list(rows[column]) if hasattr(rows, "column_names") else [row[column] for row in rows]
+
+
+def describe(spec: dict) -> str:
+    """The source of a split spec, as error messages name it."""
+    extra = "".join(f", {key} {spec[key]!r}" for key in ("name", "split") if key in spec)
+    return f"source {spec['source']} {spec['path']!r}" + (f" ({extra[2:]})" if extra else "")
+
+
+def check_columns(name: str, split: str, spec: dict, expected: tuple, present: list[str], reader: str) -> None:
+    """One error for every column `reader` needs and the source lacks, before any row is read."""
+    missing = formats.missing_columns(expected, present)
+    if missing:
+        raise DatasetError(f"dataset {name!r}, split {split!r}, {describe(spec)}: no column {', '.join(missing)} "
+                           f"({reader} reads it); the source has columns {sorted(present)}")
 
 
 # ---- sources ---------------------------------------------------------------------------------
@@ -89,7 +121,9 @@ def _load_hf(name: str, spec: dict, split: str, config_name: str | None):
     except Exception as err:  # datasets raises many kinds: not found, offline, unknown split or config
         raise DatasetError(f"{where}: cannot load {path!r} (config {config_name!r}, split {hf_split!r}): "
                            f"{type(err).__name__}: {err}") from err
-    for column, value in spec.get("where", {}).items():
+    where = spec.get("where", {})
+    check_columns(name, split, spec, tuple(where), ds.column_names, "`where:`")
+    for column, value in where.items():
         ds = ds.filter(lambda v: v == value, input_columns=column)
     return _undecoded(ds)
 
@@ -99,7 +133,7 @@ def formatted(rows: Sequence[dict], fmt_name: str, entry: dict, base_dir: Path |
     fmt = formats.FORMATS[fmt_name]
     ctx = {"options": entry.get("options", {}), **ctx}
     return Rows(rows, lambda row, i: fmt.convert(row, i, ctx), lambda row, i: formats.row_id(row, i, fmt.id_fields),
-                base_dir)
+                base_dir, fmt.required(ctx["options"]), f"format {fmt_name!r}", fmt.unit)
 
 
 def hf_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
@@ -108,6 +142,8 @@ def hf_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
         on_disk = spec["source"] == "hf_disk"  # then image_config is the saved images folder
         image_spec = {**spec, "where": {}, **({"path": spec["image_config"]} if on_disk else {})}
         loaded = _load_hf(name, image_spec, split, None if on_disk else spec["image_config"])
+        check_columns(name, split, {**image_spec, "name": spec["image_config"]}, formats.GQA_IMAGE_COLUMNS,
+                      loaded.column_names, "GQA's images config")
         images = dict(zip(loaded["id"], loaded["image"]))
     ds = _load_hf(name, spec, split, spec.get("name"))
     return formatted(ds, entry["format"], entry, Path(spec["path"]) if spec["source"] == "hf_disk" else None,
@@ -137,9 +173,12 @@ def file_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows
     path = Path(spec["path"])
     rows = _read_file(name, split, path)
     task_type = _task_type(entry)
-    convert = formats.llava if spec["source"] == "llava" else formats.own
+    if spec["source"] == "llava":
+        convert, required = formats.llava, formats.LLAVA_COLUMNS
+    else:
+        convert, required = formats.own, formats.OWN_COLUMNS + (("question",) if task_type != "caption" else ())
     return Rows(rows, lambda row, i: convert(row, i, task_type), lambda row, i: str(row.get("id", i)),
-                Path(spec.get("images", path.parent)))
+                Path(spec.get("images", path.parent)), required, f"source {spec['source']}")
 
 
 def rsvqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
@@ -224,6 +263,21 @@ def image_bytes(value, base_dir: Path | None) -> bytes:
     return value
 
 
+def convert_row(rows: Rows, i: int, name: str, split: str, spec: dict) -> list[dict]:
+    """Row i's checked records (images encoded); a placeholder reference fails the whole split."""
+    row = rows.rows[i]
+    try:
+        converted = rows.convert(row, i)
+    except formats.PlaceholderError as err:
+        raise DatasetError(f"dataset {name!r}, split {split!r}, {describe(spec)}, row {rows.row_id(row, i)!r}: {err}: "
+                           "this split publishes no references to score against (as COCO's test split); "
+                           "use a split that does (lmms-lab/COCO-Caption: val)") from err
+    for r in converted:
+        r["image"] = image_bytes(r["image"], rows.base_dir)
+        check_record(r)
+    return converted
+
+
 def check_record(record: dict) -> None:
     if not any(a.strip() for a in record["answers"]):
         raise RowError(f"no answer (answers {record['answers']!r})")
@@ -245,37 +299,64 @@ def split_spec(name: str, entry: dict, split: str) -> dict:
 
 # ---- preparation -----------------------------------------------------------------------------
 
+def draw_order(rows: Rows, limit: int | None, key: str) -> list[list[int]]:
+    """Row indices in the order they are read, in units kept whole: one row each, or the rows a
+    format pairs (MME: one image's questions within a category). With `limit`, units are shuffled
+    by a seed derived from `key`."""
+    if rows.unit:
+        groups: dict[tuple, list[int]] = {}
+        for i, value in enumerate(zip(*(column_values(rows.rows, c) for c in rows.unit))):
+            groups.setdefault(value, []).append(i)
+        units = list(groups.values())
+    else:
+        units = [[i] for i in range(len(rows.rows))]
+    if limit is not None:
+        random.Random(key).shuffle(units)
+    return units
+
+
+def read_unit(rows: Rows, unit: list[int], name: str, split: str, spec: dict,
+              skip_bad: bool) -> tuple[list[dict], list[dict], int]:
+    """A unit's records, the rows skipped as bad, and how many rows the format filtered out. A pair
+    that lost a row is dropped whole: neither of its questions can be scored."""
+    kept, skipped, filtered = [], [], 0
+    for i in unit:
+        try:
+            converted = convert_row(rows, i, name, split, spec)
+        except RowError as err:
+            row_id = rows.row_id(rows.rows[i], i)
+            if not skip_bad:
+                raise DatasetError(f"dataset {name!r}, split {split!r}, row {row_id!r}: {err}") from err
+            skipped.append({"row": row_id, "reason": str(err)})
+            continue
+        filtered += not converted
+        kept.extend({**r, "split": split} for r in converted)
+    if skipped and rows.unit:
+        return [], skipped + [{"row": r["id"], "reason": "its pair lost a row"} for r in kept], filtered
+    return kept, skipped, filtered
+
+
 def prepare(name: str, entry: dict, split: str, seed: int) -> tuple[pl.DataFrame, dict]:
     """The split's records and its manifest (source, counts, filtered and skipped rows).
-    With `max_samples`, rows are taken in a seeded random order until that many records are kept."""
+    With `max_samples`, rows are taken in a seeded random order until that many records are kept;
+    a format's paired rows (MME) are kept whole or not at all, so that many or fewer."""
     spec = split_spec(name, entry, split)
     source = spec.get("source")
     if source not in SOURCES:
         raise DatasetError(f"dataset {name!r}, split {split!r}: unknown source {source!r}; known: {sorted(SOURCES)}")
     rows = SOURCES[source](name, entry, spec, split, seed)
+    if rows.required:
+        check_columns(name, split, spec, rows.required, columns(rows.rows), rows.reader)
     limit = spec.get("max_samples")
-    order = list(range(len(rows.rows)))
-    if limit is not None:
-        random.Random(f"{name}/{split}/{seed}").shuffle(order)
     records, skipped, filtered, read = [], [], 0, 0
-    for i in order:
+    for unit in draw_order(rows, limit, f"{name}/{split}/{seed}"):
         if limit is not None and len(records) >= limit:
             break
-        row = rows.rows[i]
-        read += 1
-        try:
-            converted = rows.convert(row, i)
-            for r in converted:
-                r["image"] = image_bytes(r["image"], rows.base_dir)
-                check_record(r)
-        except RowError as err:
-            row_id = rows.row_id(row, i)
-            if not entry.get("skip_bad_rows", False):
-                raise DatasetError(f"dataset {name!r}, split {split!r}, row {row_id!r}: {err}") from err
-            skipped.append({"row": row_id, "reason": str(err)})
-            continue
-        filtered += not converted
-        records.extend({**r, "split": split} for r in converted)
+        kept, bad, dropped = read_unit(rows, unit, name, split, spec, entry.get("skip_bad_rows", False))
+        read, skipped, filtered = read + len(unit), skipped + bad, filtered + dropped
+        if limit is not None and rows.unit and len(records) + len(kept) > limit:
+            break
+        records.extend(kept)
     records = records[:limit]
     if not records:
         raise DatasetError(f"dataset {name!r}, split {split!r}: no rows ({len(skipped)} skipped, {filtered} filtered)")

@@ -2,52 +2,58 @@
 
 Every metric takes a list of :class:`Sample` and returns a dict of floats on a
 0-100 scale (CIDEr is x100 too). Use :func:`score`, which looks the metric up in
-:data:`METRICS`, refuses an empty sample list and adds ``"n"`` (the number of
-samples).
+:data:`METRICS`, refuses an empty sample list, strips every output first (as
+lmms-eval's harness does before a task scores it: ``ConfigurableTask.process_results``)
+and adds ``"n"`` (the number of samples).
+
+Each protocol is lmms-eval 0.7.3's task code, proven equal on the same outputs by
+tests/test_lmms_eval_parity.py (which runs that code from the pinned wheel).
 
 Metrics
 -------
 ``vqa_accuracy``
-    VQA soft accuracy. Prediction and every reference go through the EvalAI
-    answer processor exactly as LLaVA's ``m4c_evaluator`` and lmms-eval do it
-    (copied there from facebookresearch/mmf, BSD licence), quirks included:
-    commas and ``?`` are deleted up front, ``'s`` becomes `` 's``, the
-    period regex removes every period that is not followed by a digit (its
-    look-behind is mistyped) and is applied at most 32 times (``re.UNICODE``
-    is passed as the count). A question scores the mean over references
-    ``g_i`` of ``min(1, #{j != i: g_j == pred} / 3)``. We always normalise
-    both sides, like the EvalAI processor (what lmms-eval and LLaVA report);
-    we do NOT follow the 2021 official VQA script's edge case that skips
-    normalisation when all references are identical. The formula expects ~10
-    references: with fewer than 4, full credit is impossible and with one it
-    is always 0 -- use ``exact_match`` for single-answer data.
+    VQA soft accuracy: lmms-eval ok_vqa / textvqa ``process_results``. Prediction
+    and every reference go through the EvalAI answer processor (lmms-eval's copy
+    of facebookresearch/mmf's), quirks included: commas and ``?`` are deleted up
+    front, ``'s`` becomes `` 's``, the period regex removes every period that is
+    not followed by a digit (its look-behind is mistyped) and is applied at most
+    32 times (``re.UNICODE`` is passed as the count). A question scores the mean
+    over references ``g_i`` of ``min(1, #{j != i: g_j == pred} / 3)``. Both sides
+    are always normalised (the 2021 official VQA script skips that when all
+    references agree; lmms-eval and LLaVA do not). The formula expects ~10
+    references: with fewer than 4, full credit is impossible and with one it is
+    always 0 -- use ``exact_match`` for single-answer data.
 ``exact_match``
-    GQA-style as lmms-eval: lowercase, delete every ``string.punctuation``
-    character anywhere, strip; correct if equal to any reference. No article
-    or number-word normalisation. With categories (RSVQA question types) also
-    per category and their mean (``average_accuracy``).
+    lmms-eval gqa: its ``exact_match`` with ``ignore_case`` and ``ignore_punctuation``:
+    lowercase, delete every ``string.punctuation`` character anywhere, compare
+    (no strip after deleting: ". left" is not "left"; no article or number-word
+    normalisation); correct if equal to any reference. With categories (RSVQA
+    question types) also per category and their mean (``average_accuracy``).
 ``choice_accuracy``
-    Multiple choice; see :func:`extract_choice` for the letter rules.
+    The option letter, read by the dataset's ``protocol`` (:data:`LETTER_RULES`):
+    ``lmms_eval`` (lmms-eval scienceqa ``sqa_process_results``: the output is the
+    letter in any case, or starts with a capital and a period) or ``llava``
+    (LLaVA's ``eval_science_qa.py``: the letter A-E alone, "B. ...", or exactly
+    one "The answer is B." anywhere).
 ``yesno_pairs``
-    MME protocol (accuracy, accuracy+, score = acc + acc+); see
-    :func:`yesno_pairs`.
+    MME protocol (accuracy, accuracy+, score = acc + acc+); outputs read by
+    lmms-eval mme ``parse_pred_ans``: see :func:`parse_yes_no`.
 ``mme``
-    MME: ``yesno_pairs`` per category, summed to perception (10 categories,
-    max 2000), cognition (4, max 800) and total (max 2800).
+    lmms-eval mme: ``yesno_pairs`` per category, summed to perception (10
+    categories, max 2000), cognition (4, max 800) and total (max 2800).
 ``pathvqa``
-    PathVQA: yes/no accuracy on closed questions, exact match and token recall
-    on open ones, and their combined accuracy.
+    PathVQA (no lmms-eval task): yes/no accuracy on closed questions (read like
+    MME's), exact match and token recall on open ones, and their combined accuracy.
 ``cider``
-    CIDEr-D from pycocoevalcap's ``Cider``, x100, one corpus-level call.
-    Tokenisation uses pycocoevalcap's ``PTBTokenizer`` (Stanford CoreNLP, the
-    standard COCO pipeline) when ``java`` is on PATH. Without java we fall back
-    to :func:`ptb_like_tokenize`, a pure-Python imitation of PTBTokenizer for
-    plain English (lowercase, split clitics such as ``n't``/``'s``, drop the
-    punctuation tokens PTBTokenizer's wrapper drops). It agrees on ordinary
-    captions but can differ on unusual text (``@home``, ``gonna``, rarer
-    abbreviations), so scores from the two paths can differ slightly; pass
-    ``use_java`` to :func:`cider_score` / :func:`tokenize_captions` to force
-    one. Document frequencies are corpus-level, so a one-sample set scores 0.
+    CIDEr-D from pycocoevalcap's ``Cider``, x100, one corpus-level call (lmms-eval
+    coco_cap / flickr30k ``*_cider``). Tokenisation: pycocoevalcap's
+    ``PTBTokenizer`` (Stanford CoreNLP, what lmms-eval runs) when ``java`` is on
+    PATH, else :func:`ptb_like_tokenize`, a pure-Python imitation of it for plain
+    English (lowercase, split clitics such as ``n't``/``'s``, drop the punctuation
+    tokens PTBTokenizer's wrapper drops). They agree on ordinary captions but can
+    differ on unusual text (``@home``, ``gonna``, rarer abbreviations), so
+    :func:`cider_tokenizer` names the one in use and every score entry records it.
+    Document frequencies are corpus-level, so a one-sample set scores 0.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ import shutil
 import string
 from collections import defaultdict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -188,11 +194,17 @@ _DELETE_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def normalize_exact(text: str) -> str:
-    return text.lower().translate(_DELETE_PUNCTUATION).strip()
+    """lmms-eval's exact_match with ignore_case and ignore_punctuation (ported from HF evaluate)."""
+    return text.lower().translate(_DELETE_PUNCTUATION)
+
+
+def exact_score(output: str, answers: list[str]) -> float:
+    """1.0 if the (stripped) output equals any reference after normalisation."""
+    return float(normalize_exact(output) in {normalize_exact(a) for a in answers})
 
 
 def _exact(s: Sample) -> float:
-    return float(normalize_exact(s.output) in {normalize_exact(a) for a in s.answers})
+    return exact_score(s.output, s.answers)
 
 
 def _by_category(samples: list[Sample], correct: list[float], key: str) -> dict[str, float]:
@@ -229,12 +241,12 @@ def token_recall(output: str, answer: str) -> float:
 
 
 def pathvqa(samples: list[Sample]) -> dict[str, float]:
-    """Closed (yes/no) questions by the output's leading yes/no, open ones by exact match and token
-    recall; "accuracy" counts every question (closed: yes/no correct, open: exact match)."""
+    """Closed (yes/no) questions read like MME's (:func:`parse_yes_no`), open ones by exact match and
+    token recall; "accuracy" counts every question (closed: yes/no correct, open: exact match)."""
     _require_answers(samples, "pathvqa")
-    closed = [s for s in samples if s.answers[0].strip().lower() in ("yes", "no")]
+    closed = [s for s in samples if _yes_no_text(s.answers[0]) in ("yes", "no")]
     open_ = [s for s in samples if s not in closed]
-    closed_ok = [float(parse_yes_no(s.output) == s.answers[0].strip().lower()) for s in closed]
+    closed_ok = [float(parse_yes_no(s.output) == _yes_no_text(s.answers[0])) for s in closed]
     open_ok = [_exact(s) for s in open_]
     result = {"accuracy": _mean_percent(closed_ok + open_ok), "n_yes_no": len(closed), "n_open": len(open_)}
     if closed:
@@ -249,61 +261,45 @@ def pathvqa(samples: list[Sample]) -> dict[str, float]:
 # Multiple choice
 # --------------------------------------------------------------------------
 
-# Tried in order; the first one giving a valid option letter wins.
-_CHOICE_PATTERNS = [
-    # A lone leading letter: "B", "B.", "B. text", "(B)", "B) text", "B: text", "B, ..."
-    re.compile(r"^\(?([A-Z])(?:$|[.):,])"),
-    # An explicit answer phrase: "The answer is B.", "Answer: B", "option (C)"
-    # (keywords in any case; the letter itself must be a capital)
-    re.compile(r"\b(?i:answer|option|choice)[\s:=]*(?i:is)?[\s:=]*\(?([A-Z])\b"),
-    # A bracketed letter anywhere: "I pick (C) because ..."
-    re.compile(r"\(([A-Z])\)"),
-    # A leading letter followed by text, "B is correct", except A and I, which
-    # start ordinary sentences ("A red circle", "I think ...").
-    re.compile(r"^([B-HJ-Z])\s"),
-]
-_TRAILING_PUNCTUATION = ".,;:!?\"' "
+DEFAULT_PROTOCOL = "lmms_eval"
+LLAVA_OPTIONS = ("A", "B", "C", "D", "E")  # eval_science_qa.py's default --options
+_LLAVA_ANSWER = re.compile(r"The answer is ([A-Z]).")
 
 
-def _option_letter(index: int) -> str:
-    return chr(ord("A") + index)
+def lmms_eval_letter_correct(output: str, gold: str) -> bool:
+    """lmms-eval scienceqa `sqa_process_results`: the output equals the gold letter in any case
+    ("c"), or starts with a capital and a period ("C.", "C. text") and that capital is the gold."""
+    target = gold.strip().lower()
+    if output.lower() == target:
+        return True
+    return len(output) >= 2 and output[0].isupper() and output[1] == "." and output[0].lower() == target
 
 
-def extract_choice(output: str, choices: list[str] = ()) -> str | None:
-    """Option letter the output picks, or None.
-
-    Letters are matched case-sensitively as capitals only, and never inside a
-    word ("Because" is not B). A leading "A" or "I" counts only when followed
-    by end, ".", ")", ":" or "," (so "A red circle" is the article and "I
-    think" the pronoun), as "(A)", or in an explicit phrase like "The answer
-    is A"; other leading letters also count before a space ("B is right"). When
-    ``choices`` is given, letters beyond the options are ignored. If no letter
-    is found, an output equal to an option text (case-insensitive, trailing
-    punctuation stripped) picks that option.
-    """
-    text = output.strip()
-    if not text:
-        return None
-    valid = {_option_letter(i) for i in range(len(choices))} if choices else None
-    for pattern in _CHOICE_PATTERNS:
-        for match in pattern.finditer(text):
-            letter = match.group(1)
-            if valid is None or letter in valid:
-                return letter
-    bare = text.rstrip(_TRAILING_PUNCTUATION).lower()
-    for i, choice in enumerate(choices):
-        if bare == choice.strip().rstrip(_TRAILING_PUNCTUATION).lower():
-            return _option_letter(i)
-    return None
+def llava_letter(output: str, n_choices: int) -> str | None:
+    """The letter LLaVA's llava/eval/eval_science_qa.py (haotian-liu/LLaVA c121f04) reads: the
+    output is A-E alone, starts with "B. ", or holds exactly one "The answer is B." (any character
+    after the letter); a letter beyond the question's choices counts as no answer."""
+    if output in LLAVA_OPTIONS:
+        letter = output
+    elif len(output) >= 3 and output[0] in LLAVA_OPTIONS and output[1:3] == ". ":
+        letter = output[0]
+    else:
+        found = _LLAVA_ANSWER.findall(output)
+        letter = found[0] if len(found) == 1 else None
+    return letter if letter in LLAVA_OPTIONS[:n_choices] else None
 
 
-def choice_accuracy(samples: list[Sample]) -> dict[str, float]:
+# How each protocol reads an option letter: sample -> correct.
+LETTER_RULES: dict[str, Callable[[Sample], bool]] = {
+    "lmms_eval": lambda s: lmms_eval_letter_correct(s.output, s.answers[0]),
+    "llava": lambda s: llava_letter(s.output, len(s.choices)) == s.answers[0].strip(),
+}
+PROTOCOLS = tuple(LETTER_RULES)
+
+
+def choice_accuracy(samples: list[Sample], protocol: str = DEFAULT_PROTOCOL) -> dict[str, float]:
     _require_answers(samples, "choice_accuracy")
-    correct = [
-        float(extract_choice(s.output, s.choices) == s.answers[0].strip().strip("().").upper())
-        for s in samples
-    ]
-    return {"accuracy": _mean_percent(correct)}
+    return {"accuracy": _mean_percent([float(LETTER_RULES[protocol](s)) for s in samples])}
 
 
 # --------------------------------------------------------------------------
@@ -311,19 +307,26 @@ def choice_accuracy(samples: list[Sample]) -> dict[str, float]:
 # --------------------------------------------------------------------------
 
 
+def _yes_no_text(text: str) -> str:
+    return text.lower().strip().replace(".", "")
+
+
 def parse_yes_no(output: str) -> str:
-    """'yes', 'no' or 'other' (always wrong), from how the output starts."""
-    text = output.strip().lower()
-    if text.startswith("yes"):
-        return "yes"
-    if text.startswith("no"):
-        return "no"
-    return "other"
+    """'yes', 'no' or 'other' (always wrong), as lmms-eval mme `parse_pred_ans` (from Otter) reads an
+    output: lowercased, stripped, periods deleted; then "yes"/"no", a lone "y"/"n", or else "yes"
+    (first) or "no" anywhere in its first four characters ("not really" is no, "Sure, yes" other)."""
+    text = _yes_no_text(output)
+    if text in ("yes", "no"):
+        return text
+    if len(text) == 1:
+        return {"y": "yes", "n": "no"}.get(text, "other")
+    prefix = text[:4]
+    return "yes" if "yes" in prefix else "no" if "no" in prefix else "other"
 
 
 def _yesno_stats(samples: list[Sample]) -> tuple[float, float]:
     """(accuracy, accuracy_plus) in percent."""
-    correct = [parse_yes_no(s.output) == s.answers[0].strip().lower() for s in samples]
+    correct = [parse_yes_no(s.output) == _yes_no_text(s.answers[0]) for s in samples]
     groups: dict[tuple[str, str], bool] = {}
     for s, ok in zip(samples, correct):
         # Image names repeat across MME categories, so pair within a category.
@@ -373,6 +376,13 @@ def mme(samples: list[Sample]) -> dict[str, float]:
     if unknown:
         raise ValueError(f"mme: categories {unknown} are neither perception {MME_PERCEPTION} "
                          f"nor cognition {MME_COGNITION}")
+    pairs: dict[tuple[str, str], int] = defaultdict(int)
+    for s in samples:
+        pairs[(s.category, s.image_id)] += 1
+    broken = sorted(key for key, count in pairs.items() if count != 2)
+    if broken:  # lmms-eval asserts the same: acc+ is defined on pairs
+        raise ValueError(f"mme: (category, image) {broken[:3]} hold {[pairs[k] for k in broken[:3]]} questions; "
+                         "MME scores pairs of two questions per image (was the split subsampled or a row skipped?)")
     result = yesno_pairs(samples)
     for part, categories in (("perception", MME_PERCEPTION), ("cognition", MME_COGNITION)):
         result[part] = sum(result.get(f"score/{c}", 0.0) for c in categories)
@@ -415,6 +425,12 @@ def ptb_like_tokenize(caption: str) -> str:
 
 def java_available() -> bool:
     return shutil.which("java") is not None
+
+
+def cider_tokenizer() -> str:
+    """The caption tokenizer CIDEr runs here: "ptb-java" (PTBTokenizer, as lmms-eval) or
+    "ptb-python" (the imitation, without java). Light: a scoring rule's rerun trigger."""
+    return "ptb-java" if java_available() else "ptb-python"
 
 
 def tokenize_captions(
@@ -479,10 +495,16 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def score(metric: str, samples: list[Sample]) -> dict[str, float]:
-    """Run a registered metric; the result also carries "n", the number of samples."""
+def score(metric: str, samples: list[Sample], protocol: str = DEFAULT_PROTOCOL) -> dict[str, float]:
+    """Run a registered metric on the stripped outputs; the result also carries "n", the number of
+    samples. `protocol` picks how option letters are read (choice_accuracy)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(METRICS))}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; known protocols: {', '.join(PROTOCOLS)}")
     if not samples:
         raise ValueError(f"metric {metric!r} needs at least one sample, got an empty list")
-    return {**METRICS[metric].score(list(samples)), "n": len(samples)}
+    stripped = [replace(s, output=s.output.strip()) for s in samples]
+    # Option letters are the one reading that differs between protocols.
+    options = {"protocol": protocol} if metric == "choice_accuracy" else {}
+    return {**METRICS[metric].score(stripped, **options), "n": len(samples)}

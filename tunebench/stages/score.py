@@ -19,6 +19,6 @@ def score_run(job: dict, predictions: dict[str, Path], tests: dict[str, Path], o
         write_json({"diverged": run["diverged"]}, out)
         progress.scored(name, None, run["diverged"])
         return
-    scores = {s: score_predictions(s, job[s]["metric"], job[s]["primary"], predictions[s], tests[s]) for s in predictions}
+    scores = {s: score_predictions(s, job[s], predictions[s], tests[s]) for s in predictions}
     write_json(scores, out)
     progress.scored(name, scores)

@@ -1,3 +1,6 @@
+from tunebench.evaluation.metrics import cider_tokenizer
+
+
 rule predict_zeroshot:
     """The base model's greedy answers on one test set (one job per set: adding a dataset
     evaluates the base model on that set alone)."""
@@ -66,5 +69,6 @@ rule score:
         job=lambda w: canonical(PLAN.score_job(PLAN.eval_sets(w.run, w.train))),
         sets=lambda w: PLAN.eval_sets(w.run, w.train),
         code=code_fingerprint("score"),
+        tokenizer=cider_tokenizer(),  # CIDEr's caption tokenizer: java appearing or going rescores
     script:
         "../scripts/score.py"
