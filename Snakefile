@@ -2,7 +2,6 @@
 # dataset preparation -> zero-shot eval -> tuning -> downstream and upstream eval -> E/F/O tables.
 from tunebench.config import check_config_files
 
-
 # The embedded study unless --configfile names another; never a merge of the two (a merge would mix
 # the embedded models and datasets into every other study). --config alone overrides keys of it.
 if not workflow.overwrite_configfiles:

@@ -159,7 +159,7 @@ def test_slices_hold_only_what_shapes_each_stage(default):
     p = build(default)
     prepare = p.prepare_job("big_colour", "test")
     assert set(prepare["entry"]) == {"source", "task", "train_images", "test_images", "skip_bad_rows"}
-    assert set(p.score_job(["big_colour"])["big_colour"]) == {"metric", "primary"}
+    assert set(p.score_job(["big_colour"])["big_colour"]) == {"metric", "primary", "protocol", "format"}
     assert p.predict_job(MODEL, None, ["big_colour"])["max_new_tokens"] == {"big_colour": None}
 
 

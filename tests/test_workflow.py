@@ -190,3 +190,12 @@ def test_sweeps_become_cells_and_wise_alphas_reuse_the_tuned_run(study, tmp_path
     for name in ("big_count", "shapes_vqa"):
         wise = (results / "predictions" / "tiny" / "last_wise@0.0" / "big_count" / "seed0" / f"{name}.jsonl").read_text()
         assert wise == (results / "predictions" / "tiny" / "zeroshot" / name / "seed0" / f"{name}.jsonl").read_text()
+
+
+def test_the_workflow_is_lint_clean_and_formatted():
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], capture_output=True, text=True, cwd=ROOT)
+    assert lint.returncode == 0 and "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr, \
+        lint.stdout[-3000:]
+    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert fmt.returncode == 0, fmt.stderr[-3000:]

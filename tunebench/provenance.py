@@ -6,7 +6,6 @@ Light on purpose (no torch import): the cell and table jobs call it too. A job t
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
@@ -14,9 +13,10 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from .data.digest import file_sha256 as sha256
+
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "tokenizers", "polars", "pycocoevalcap", "snakemake")
 WORKFLOW_DIR = Path(__file__).resolve().parent.parent  # the checkout holding Snakefile and this package
-_CHUNK = 1 << 20
 
 
 def _version(lib: str) -> str | None:
@@ -70,14 +70,6 @@ def environment() -> dict:
         "hardware": hardware(),
         "git": git_state(),
     }
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weights_hashes(model_dir: Path | str) -> dict[str, str]:

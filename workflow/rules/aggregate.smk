@@ -1,16 +1,20 @@
-def cell_data(w):
-    """Every dataset file a cell's runs read: hashed into its provenance."""
-    replay = [PLAN.data(name, "train") for name in PLAN.replay_sets(w.model, w.method)]
-    return [PLAN.data(w.dataset, "train")] + replay + [PLAN.data(name, "test") for name in [w.dataset] + UPSTREAM]
-
-
 rule cell:
     """One table cell: a method on a downstream set, every seed, with E, F, O and their spread."""
     input:
-        base_scores=lambda w: [p for seed in SEEDS for p in PLAN.zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)],
-        tuned_scores=lambda w: [PLAN.scores(w.model, w.method, w.dataset, seed) for seed in SEEDS],
-        runs=lambda w: [PLAN.run_json(w.model, w.method, w.dataset, seed) for seed in SEEDS],
-        base=lambda w: [path for seed in SEEDS for path in PLAN.base_input(w.model, seed)],
+        base_scores=lambda w: [
+            p
+            for seed in SEEDS
+            for p in PLAN.zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)
+        ],
+        tuned_scores=lambda w: [
+            PLAN.scores(w.model, w.method, w.dataset, seed) for seed in SEEDS
+        ],
+        runs=lambda w: [
+            PLAN.run_json(w.model, w.method, w.dataset, seed) for seed in SEEDS
+        ],
+        base=lambda w: [
+            path for seed in SEEDS for path in PLAN.base_input(w.model, seed)
+        ],
         data=cell_data,
     output:
         PLAN.cell_path("{model}", "{method}", "{dataset}"),
@@ -18,17 +22,14 @@ rule cell:
         log("cell", "{model}.{method}.{dataset}"),
     benchmark:
         f"{R}/benchmarks/cell/{{model}}.{{method}}.{{dataset}}.tsv"
+    conda:
+        ENV
     params:
         job=lambda w: canonical(PLAN.cell_job(w.model, w.method, w.dataset)),
         base=lambda w: [PLAN.base_location(w.model, seed) for seed in SEEDS],
         code=code_fingerprint("aggregate"),
     script:
         "../scripts/cell.py"
-
-
-def table_report(path, caption, category, kind):
-    return report(path, caption=f"../report/{caption}.rst", category=category,
-                  labels={"model": "{model}", "file": kind})
 
 
 TABLES = paths.table_outputs(R, "{model}")
@@ -43,11 +44,15 @@ rule tables:
         md=table_report(TABLES["md"], "table", "Tables", "table (Markdown)"),
         csv=table_report(TABLES["csv"], "table", "Tables", "table (CSV)"),
         tex=table_report(TABLES["tex"], "table", "Tables", "table (LaTeX)"),
-        provenance=table_report(TABLES["provenance"], "provenance", "Provenance", "table provenance (JSON)"),
+        provenance=table_report(
+            TABLES["provenance"], "provenance", "Provenance", "table provenance (JSON)"
+        ),
     log:
         log("tables", "{model}"),
     benchmark:
         f"{R}/benchmarks/tables/{{model}}.tsv"
+    conda:
+        ENV
     params:
         job=lambda w: canonical(PLAN.table_job(w.model)),
         code=code_fingerprint("aggregate"),

@@ -4,15 +4,17 @@ rule pretrain:
         train=[PLAN.data(name, "train") for name in UPSTREAM],
     output:
         directory(f"{R}/base/{{model}}/seed{{seed}}"),
-    wildcard_constraints:
-        model=one_of([m for m in MODELS if PLAN.is_embedded(m)]),
     log:
         log("pretrain", "{model}.seed{seed}"),
     benchmark:
         f"{R}/benchmarks/pretrain/{{model}}.seed{{seed}}.tsv"
+    wildcard_constraints:
+        model=one_of([m for m in MODELS if PLAN.is_embedded(m)]),
+    conda:
+        ENV
+    threads: 1
     params:
         job=lambda w: canonical(PLAN.pretrain_job(w.model, w.seed)),
         code=code_fingerprint("pretrain"),
-    threads: 1
     script:
         "../scripts/pretrain.py"

@@ -9,6 +9,8 @@ R = PLAN.root
 MODELS, METHODS, SEEDS = PLAN.models, PLAN.methods, PLAN.seeds
 UPSTREAM, DOWNSTREAM = PLAN.upstream, PLAN.downstream
 canonical = plan.canonical
+# The software every job runs (used with --software-deployment-method conda; pip installs the same).
+ENV = "../../envs/tunebench.yaml"
 
 
 def one_of(names):
@@ -25,3 +27,26 @@ wildcard_constraints:
 def log(rule, name):
     """Each job's own log: its stderr, and the error that ended it (`tunebench status` names it)."""
     return f"{R}/logs/{rule}/{name}.log"
+
+
+def replay_inputs(w):
+    return [PLAN.data(name, "train") for name in PLAN.replay_sets(w.model, w.method)]
+
+
+def cell_data(w):
+    """Every dataset file a cell's runs read: hashed into its provenance."""
+    replay = [PLAN.data(name, "train") for name in PLAN.replay_sets(w.model, w.method)]
+    return (
+        [PLAN.data(w.dataset, "train")]
+        + replay
+        + [PLAN.data(name, "test") for name in [w.dataset] + UPSTREAM]
+    )
+
+
+def table_report(path, caption, category, kind):
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        labels={"model": "{model}", "file": kind},
+    )

@@ -3,13 +3,15 @@ rule prepare:
     output:
         data=f"{R}/data/{{name}}/{{split}}.parquet",
         manifest=f"{R}/data/{{name}}/{{split}}.manifest.json",
-    wildcard_constraints:
-        name=one_of(PLAN.config["datasets"]),
-        split="train|test",
     log:
         log("prepare", "{name}.{split}"),
     benchmark:
         f"{R}/benchmarks/prepare/{{name}}.{{split}}.tsv"
+    wildcard_constraints:
+        name=one_of(PLAN.config["datasets"]),
+        split="train|test",
+    conda:
+        ENV
     params:
         job=lambda w: canonical(PLAN.prepare_job(w.name, w.split)),
         code=code_fingerprint("prepare"),
