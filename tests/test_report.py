@@ -9,7 +9,11 @@ import subprocess
 
 import pytest
 from PIL import Image
-from workflow_helpers import ROOT, snakemake
+from workflow_helpers import ROOT, SMALL, snakemake
+
+from tunebench import plan
+
+PLAN = plan.load(SMALL)
 
 CELLS = [("lora", "big_count"), ("last", "big_count")]
 
@@ -72,11 +76,13 @@ def test_each_cell_stores_its_provenance(study):
     for method, dataset in CELLS:
         cell = json.loads((results / "cells" / "tiny" / method / dataset).with_suffix(".json").read_text())
         prov = cell["provenance"]
-        assert prov["config"]["method"] == cell["settings"] and prov["config"]["method"]["kind"] == method
-        assert prov["config"]["seeds"] == [0] and set(prov["config"]["datasets"]) == {dataset, *cell["upstream"]}
+        # the plan's slice of the cell: the settings its runs resolved to, per model
+        assert prov["plan"] == PLAN.cell_job("tiny", method, dataset)
+        assert prov["plan"]["settings"] == cell["settings"] and cell["settings"]["kind"] == method
+        assert prov["plan"]["seeds"] == [0] and set(prov["plan"]["scale"]) == {dataset, *cell["upstream"]}
         data = {path: digest for path, digest in prov["data"].items()}
         assert data[f"results/small/data/{dataset}/train.parquet"] == sha256(results / "data" / dataset / "train.parquet")
-        assert len(data) == 1 + 3 + 1 + 3  # train, replay (3 upstream train), the test sets
+        assert len(data) == 1 + 4 + 1 + 4  # train, replay (4 upstream train), the test sets
         run = prov["runs"]["0"]
         assert run["base_weights"] == {"model.safetensors": sha256(results / "base" / "tiny" / "seed0" / "model.safetensors")}
         env = run["environment"]
@@ -88,7 +94,7 @@ def test_each_cell_stores_its_provenance(study):
 def test_the_table_provenance_hashes_every_cell(study):
     _, results = study
     provenance = json.loads((results / "tables" / "tiny.provenance.json").read_text())
-    assert provenance["config"]["study"] == "small"
+    assert provenance["plan"] == PLAN.table_job("tiny")
     for method, dataset in CELLS:
         entry = provenance["cells"][f"{method}/{dataset}"]
         assert entry["sha256"] == sha256(results / "cells" / "tiny" / method / f"{dataset}.json")
