@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import progress
-from ..data import schema, world
+from ..data import records, world
 from ..files import write_json
 from ..models import embedded, inputs, loading
 from ..provenance import environment
@@ -19,12 +19,13 @@ def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Pa
     spec = config["models"][model_name]
     arch, settings = spec["architecture"], spec["pretrain"]
     training.seed_everything(seed)
-    train = schema.read_splits(train_paths)
-    texts = [r["question"] for rs in train.values() for r in rs] + [a for rs in train.values() for r in rs for a in r["answers"]]
+    train = records.read(train_paths)
+    texts = [r["question"] for rs in train.values() for r in rs.texts] + [a for rs in train.values() for r in rs.texts for a in r["answers"]]
     words = list(world.COLOURS) + list(world.SHAPES) + ["yes", "no", "big", "small"] + list(world.LETTERS)
     tokenizer = embedded.train_tokenizer(texts, words, arch["vocab_size"])
     model, processor = embedded.build_embedded(tokenizer, arch, seed)
-    data, pools = inputs.concat({name: inputs.encode(rs, processor, True) for name, rs in train.items()})
+    merged = records.Concat(train)
+    data, pools = inputs.Batched(merged, processor, with_targets=True), merged.pools
     curriculum = settings.get("curriculum", [])
     phases = [batching.Phase(p["steps"], {d: 1.0 for d in p["datasets"]}) for p in curriculum]
     rest = settings["steps"] - sum(p.steps for p in phases)
@@ -32,8 +33,9 @@ def pretrain(config: dict, model_name: str, seed: int, train_paths: dict[str, Pa
     batches = batching.Batches(pools, phases, settings["batch_size"], seed)
     out_dir = Path(out_dir)
     checkpoint = training.checkpoint_path(out_dir)
-    stats = training.train(model, data, batches, tokenizer.pad_token_id, settings["lr"], settings.get("warmup", 0),
+    stats = training.train(model, data, batches, settings["lr"], settings.get("warmup", 0),
                            out_dir / "train_log.jsonl", desc=f"pretrain {model_name} seed {seed}",
+                           num_workers=spec.get("num_workers", inputs.NUM_WORKERS),
                            checkpoint=checkpoint, checkpoint_every=config["checkpoint_every"])
     loading.save(model, processor, out_dir)
     write_json({"model": model_name, "seed": seed, "settings": settings, "architecture": arch,

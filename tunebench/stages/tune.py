@@ -4,25 +4,23 @@ GPUs: `python -m tunebench.stages.tune ARGS.json`, ARGS.json holding `tune`'s ke
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 from .. import progress
 from ..config import training_settings
-from ..data import schema
+from ..data import records
 from ..files import write_json
 from ..methods import registry as methods
-from ..methods.weights import save_tuned
+from ..methods.weights import save_tuned, tensors_to_save
 from ..models import families, inputs
 from ..models.loading import load_base
 from ..provenance import environment
 from ..train import batches as batching
 from ..train import loop as training
-from ..train.launch import accelerate_command, main_process_port
+from ..train.launch import run_stage, stage_main
+from ..train.sharding import full_tensors
 
 
 def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, base_dir: Path,
@@ -36,38 +34,41 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
     fam = families.family(spec["family"])
     training.seed_everything(seed)
     model, processor = load_base(spec, base_dir, training=True)
-    pad_id = processor.tokenizer.pad_token_id
-    train = schema.read_split(train_path)
+    train = records.FromParquet(train_path)
     if "steps" not in settings:  # given in epochs (the paper's 3): passes over this train split
         settings["steps"] = math.ceil(settings["epochs"] * len(train) / settings["batch_size"])
-    parts = {dataset: inputs.encode(train, processor, True)}
+    parts = {dataset: train}
     mix = tuning_mix(settings, dataset)
     if "replay" in mix:
-        replay = [r for rs in schema.read_splits(replay_paths).values() for r in rs]
-        # Encode only as many upstream rows as the run can draw: encoding dominates short runs.
+        replay = records.Concat(records.read(replay_paths))
+        # Only as many upstream rows as the run can draw.
         per_batch = batching.batch_counts(mix, settings["batch_size"])["replay"]
-        replay = random.Random(seed).sample(replay, min(len(replay), per_batch * settings["steps"]))
-        parts["replay"] = inputs.encode(replay, processor, True)
-    data, pools = inputs.concat(parts)
+        parts["replay"] = records.Subset(replay, random.Random(seed).sample(
+            range(len(replay)), min(len(replay), per_batch * settings["steps"])))
+    merged = records.Concat(parts)
+    data, pools = inputs.Batched(merged, processor, with_targets=True), merged.pools
 
     # The tuning loss on a few batches of the tuning mix, drawn apart from the tuning batches.
     probe = batching.Batches(pools, [batching.Phase(settings.get("mask_batches", 4), mix)],
                              settings["batch_size"], seed + 1)
-    model, expected = methods.apply(model, fam, settings, training.losses_on(data, probe, pad_id))
+    model, expected = methods.apply(model, fam, settings, training.losses_on(data, probe))
     batches = batching.Batches(pools, [batching.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     run_dir = Path(run_path).parent
     checkpoint = training.checkpoint_path(run_dir)
     if settings.get("group_by_length", 0) > 1:
-        batches = batching.LengthGrouped(batches, [len(ids) for ids in data.input_ids], settings["group_by_length"], seed)
+        batches = batching.LengthGrouped(batches, data.lengths(), settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
     diverged = None
     try:
-        stats = training.train(model, data, batches, pad_id, settings["lr"],
+        stats = training.train(model, data, batches, settings["lr"],
                                settings.get("warmup", 0), run_dir / "train_log.jsonl",
                                max_grad_norm=settings.get("max_grad_norm", 1.0),
                                weight_decay=settings.get("weight_decay", 0.0),
                                precision=spec.get("precision", "fp32"),
                                gradient_checkpointing=spec.get("gradient_checkpointing", False),
+                               micro_batch_size=spec.get("micro_batch_size"),
+                               num_workers=spec.get("num_workers", inputs.NUM_WORKERS),
+                               distributed=spec.get("distributed", "ddp"),
                                desc=f"tune {model_name}/{method}/{dataset} seed {seed}",
                                checkpoint=checkpoint, checkpoint_every=config["checkpoint_every"])
     except training.Diverged as err:
@@ -75,8 +76,9 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}
     # The trainable set is checked again after training: nothing may have been unfrozen on the way.
     methods.check_trainable(model, expected, settings["kind"])
+    trained = full_tensors(model, tensors_to_save(model, expected))  # whole, from every process's shard
     if training.is_main_process():
-        save_tuned(model, expected, Path(tuned_path), placeholder=diverged is not None)
+        save_tuned(model, expected, Path(tuned_path), placeholder=diverged is not None, state=trained)
         write_json({"model": model_name, "method": method, "dataset": dataset, "seed": seed, "settings": settings,
                     "trainable_params": counts["trainable_params"], "total_params": counts["total_params"],
                     "trainable": counts["trainable"], "diverged": diverged, **stats,
@@ -97,13 +99,8 @@ def tuning_mix(settings: dict, dataset: str) -> dict[str, float]:
 
 def run(args: dict, processes: int, threads: int) -> None:
     """Tune with `processes` data-parallel processes (the job's GPUs; 0 or 1: this process)."""
-    if processes <= 1:
-        main_with(args, threads)
-        return
-    args_path = Path(args["run_path"]).parent / "tune_args.json"
-    write_json({**args, "threads": threads}, args_path)
-    port = main_process_port(str(Path(args["run_path"]).resolve()))
-    subprocess.run(accelerate_command("tunebench.stages.tune", [str(args_path)], processes, port), check=True)
+    run_stage("tunebench.stages.tune", main_with, args, processes, threads,
+              Path(args["run_path"]).parent / "tune_args.json")
 
 
 def main_with(args: dict, threads: int) -> None:
@@ -114,6 +111,4 @@ def main_with(args: dict, threads: int) -> None:
 
 
 if __name__ == "__main__":
-    loaded = json.loads(Path(sys.argv[1]).read_text())
-    threads = loaded.pop("threads", 1)
-    main_with(loaded, threads)
+    stage_main(main_with)
