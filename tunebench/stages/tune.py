@@ -99,8 +99,9 @@ def tuning_mix(settings: dict, dataset: str) -> dict[str, float]:
 
 def run(args: dict, processes: int, threads: int) -> None:
     """Tune with `processes` data-parallel processes (the job's GPUs; 0 or 1: this process)."""
-    run_stage("tunebench.stages.tune", main_with, args, processes, threads,
-              Path(args["run_path"]).parent / "tune_args.json")
+    run_dir = Path(args["run_path"]).parent
+    run_stage("tunebench.stages.tune", main_with, args, processes, threads, run_dir / "tune_args.json",
+              relaunch_note=training.relaunch_note(training.checkpoint_path(run_dir)))
 
 
 def main_with(args: dict, threads: int) -> None:

@@ -89,6 +89,11 @@ def checkpoint_path(out_dir: Path) -> Path:
     return out_dir.parent / f"{out_dir.name}.checkpoint.pt"
 
 
+def relaunch_note(checkpoint: Path) -> Path:
+    """Where a multi-process run that ran out of memory leaves the micro-batch size to restart at."""
+    return Path(checkpoint).with_suffix(".oom.json")
+
+
 def _rng_states() -> dict:
     """In types `torch.load(weights_only=True)` reads back (numpy's state array as a tensor)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -218,7 +223,8 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
 
     `micro_batch_size` (per process; default: the process's whole share) with gradient
     accumulation; a micro-batch that runs out of device memory is halved for the rest of the run
-    (in a single-process run; see README). `distributed: fsdp` shards the model over the processes.
+    (a multi-process run restarts its processes at the halved size, see `memory.Halving`).
+    `distributed: fsdp` shards the model over the processes.
 
     With `checkpoint` and `checkpoint_every`, the state is saved every that many optimizer steps
     and a rerun resumes from it: the batch sequence is redrawn from its seed and the steps already
@@ -252,6 +258,9 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
     micro = Halving(min(micro_batch_size or share, share), "micro-batch")
     run = _Run(accelerator, model, optimizer, scheduler, data, steps, micro, num_workers, sharded, max_grad_norm, params)
     resumed = run.load(checkpoint) if checkpoint is not None and Path(checkpoint).exists() else None
+    note = relaunch_note(checkpoint) if checkpoint is not None else None
+    if note is not None:
+        micro.resume(note)  # restarted after running out of memory (newer than the checkpoint)
     done = resumed["step"] if resumed else 0
     log_rows, losses = (resumed["log"], resumed["losses"]) if resumed else ([], [])
     attempt = log_rows[-1]["attempt"] + 1 if log_rows else 0
@@ -265,10 +274,10 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
         log.writelines(json.dumps(row) + "\n" for row in log_rows)  # the steps done before resuming
         for step in range(done + 1, len(steps) + 1):
             t0 = time.perf_counter()
-            if accelerator.num_processes == 1:
+            if accelerator.num_processes == 1 or note is None:
                 loss = micro.run(lambda size: run.step(step, size), f"step {step}")
-            else:  # processes cannot agree on a halving mid-step: an OOM fails the job (README)
-                loss = run.step(step, micro.size)
+            else:
+                loss = micro.run_or_relaunch(lambda size: run.step(step, size), f"step {step}", note)
             if not math.isfinite(loss):  # every process sees the same value, so all stop together
                 raise Diverged(step, loss)
             run.update()
@@ -285,6 +294,8 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
                 run.save(checkpoint, step, log_rows, losses)
     seconds = time.perf_counter() - start
     trained = len(steps) - done
+    if note is not None and accelerator.is_main_process:
+        note.unlink(missing_ok=True)
     return {
         "steps": len(steps),
         "resumed_from_step": done or None,
