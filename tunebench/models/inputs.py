@@ -89,7 +89,10 @@ class Encoder:
         """Tokens an image of this (height, width) adds to its placeholder, where the processor can
         tell from the size alone (else 0: lengths then count text only)."""
         count = getattr(self.processor, "_get_num_multimodal_tokens", None)
-        return count(image_sizes=[size])["num_image_tokens"][0] - 1 if count else 0
+        try:
+            return count(image_sizes=[size])["num_image_tokens"][0] - 1 if count else 0
+        except (TypeError, KeyError, AttributeError):  # settings its count does not find (VILA's: no crop_size)
+            return 0
 
     def length(self, record: dict, size: tuple[int, int]) -> int:
         """A record's sequence length, from its text and its image's size: what batching by length sorts on."""
