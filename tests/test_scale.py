@@ -210,12 +210,16 @@ import torch
 import transformers
 
 real = transformers.LlavaOnevisionForConditionalGeneration.forward
+large = []
 
 
 def limited(self, *args, **kwargs):
-    # Process 1 runs out of memory on micro-batches of more than one sample; process 0 then waits.
+    # From its third micro-batch of more than one sample on (step 3: after the checkpoint of step 2),
+    # process 1 runs out of memory; process 0 then waits in a collective.
     if os.environ.get("RANK") == "1" and kwargs["input_ids"].shape[0] > 1:
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)")
+        large.append(1)
+        if len(large) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)")
     return real(self, *args, **kwargs)
 
 
@@ -223,17 +227,18 @@ transformers.LlavaOnevisionForConditionalGeneration.forward = limited
 '''
 
 
-def test_a_multi_process_run_out_of_memory_restarts_its_processes_at_half_the_micro_batch(
+def test_a_multi_process_run_out_of_memory_restarts_its_processes_at_half_the_micro_batch_from_its_checkpoint(
         saved, tmp_path, monkeypatch):
     one = _tune_args(saved, "oom-one", "top")
     tune_stage.run(one, processes=1, threads=1)
     (tmp_path / "sitecustomize.py").write_text(SHIM)  # every Python process started from here loads it
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{Path(__file__).resolve().parent.parent}")
-    args = _tune_args(saved, "oom-two", "top", micro_batch_size=3)
+    args = _tune_args(saved, "oom-two", "top", micro_batch_size=3, distributed="fsdp")
     args["config"] = {**args["config"], "checkpoint_every": 2}
     tune_stage.run(args, processes=2, threads=1)
     one, two = _result(one), _result(args)
     assert two["run"]["micro_batch_size"] == 1 and two["run"]["accumulation_steps"] == 3
-    assert [(h["at"], h["from"], h["to"]) for h in two["run"]["oom_halvings"]] == [("step 1", 3, 1)]
+    assert [(h["at"], h["from"], h["to"]) for h in two["run"]["oom_halvings"]] == [("step 3", 3, 1)]
+    assert two["run"]["resumed_from_step"] == 2 and two["run"]["distributed"] == "fsdp"  # a sharded checkpoint
     assert two["losses"] == pytest.approx(one["losses"], rel=1e-4, abs=1e-5)
     assert not training.relaunch_note(training.checkpoint_path(Path(args["run_path"]).parent)).exists()

@@ -76,7 +76,8 @@ def tune(config: dict, model_name: str, method: str, dataset: str, seed: int, ba
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}
     # The trainable set is checked again after training: nothing may have been unfrozen on the way.
     methods.check_trainable(model, expected, settings["kind"])
-    trained = full_tensors(model, tensors_to_save(model, expected))  # whole, from every process's shard
+    # whole, gathered from every process's shard (all take part; the main process keeps them)
+    trained = full_tensors(model, tensors_to_save(model, expected), keep=training.is_main_process())
     if training.is_main_process():
         save_tuned(model, expected, Path(tuned_path), placeholder=diverged is not None, state=trained)
         write_json({"model": model_name, "method": method, "dataset": dataset, "seed": seed, "settings": settings,

@@ -190,7 +190,7 @@ class _Run:
         temporary name then renamed, so a kill mid-save leaves the previous checkpoint."""
         acc = self.accelerator
         unwrapped = acc.unwrap_model(self.model)
-        trainable = sharding.full_tensors(unwrapped, self.trainable())
+        trainable = sharding.full_tensors(unwrapped, self.trainable(), keep=acc.is_main_process)
         optimizer = get_optimizer_state_dict(unwrapped, self.optimizer.optimizer,
                                              options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         if acc.is_main_process:

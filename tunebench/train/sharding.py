@@ -43,12 +43,13 @@ def shard(model, precision: str) -> None:
     fully_shard(model, mp_policy=policy)
 
 
-def full_tensors(model, names: set[str]) -> dict[str, torch.Tensor]:
-    """The named tensors of the model's state, whole and on the CPU, in every process (each sharded
-    one is gathered: every process must call this)."""
+def full_tensors(model, names: set[str], keep: bool = True) -> dict[str, torch.Tensor]:
+    """The named tensors of the model's state, whole and on the CPU. Each sharded one is gathered,
+    so every process must call this; only those with `keep` (the one that saves) hold the result."""
     gathered = {}
     for name, tensor in model.state_dict().items():
         if name in names:
             tensor = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
-            gathered[name] = tensor.detach().cpu()
+            if keep:
+                gathered[name] = tensor.detach().cpu()
     return gathered
