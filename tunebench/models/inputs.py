@@ -10,7 +10,6 @@ flight. Only the text's token ids are kept (a cache per question), never pixels.
 from __future__ import annotations
 
 import ctypes
-import functools
 import io
 from collections import Counter
 from dataclasses import dataclass
@@ -76,18 +75,31 @@ class Encoder:
 
     def __init__(self, processor, with_targets: bool):
         self.processor, self.with_targets = processor, with_targets
-        tokenizer = processor.tokenizer
-        # Rendering the chat template is slow and a set asks few distinct questions: once each.
-        self.prompt = functools.cache(lambda question: prompt_text(processor, question))
-        self.answer_ids = functools.cache(lambda question, target: tokenizer(
-            answer_text(processor, question, target), add_special_tokens=False)["input_ids"])
-        self.prompt_tokens = functools.cache(lambda question: len(tokenizer(
-            self.prompt(question), add_special_tokens=False)["input_ids"]))
-        self.image_tokens = functools.cache(self._image_tokens)
+        self._memo = {}  # per question (and image size): prompts, token ids, token counts
 
-    def _image_tokens(self, size: tuple[int, int]) -> int:
+    def _cached(self, key: tuple, make):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    # Rendering the chat template is slow and a set asks few distinct questions: once each.
+    def prompt(self, question: str) -> str:
+        return self._cached(("prompt", question), lambda: prompt_text(self.processor, question))
+
+    def answer_ids(self, question: str, target: str) -> list[int]:
+        return self._cached(("answer", question, target), lambda: self.processor.tokenizer(
+            answer_text(self.processor, question, target), add_special_tokens=False)["input_ids"])
+
+    def prompt_tokens(self, question: str) -> int:
+        return self._cached(("prompt tokens", question), lambda: len(self.processor.tokenizer(
+            self.prompt(question), add_special_tokens=False)["input_ids"]))
+
+    def image_tokens(self, size: tuple[int, int]) -> int:
         """Tokens an image of this (height, width) adds to its placeholder, where the processor can
         tell from the size alone (else 0: lengths then count text only)."""
+        return self._cached(("image tokens", size), lambda: self._count_image_tokens(size))
+
+    def _count_image_tokens(self, size: tuple[int, int]) -> int:
         count = getattr(self.processor, "_get_num_multimodal_tokens", None)
         try:
             return count(image_sizes=[size])["num_image_tokens"][0] - 1 if count else 0
@@ -195,7 +207,10 @@ class Batched:
     def loader(self, index_lists: list[list[int]], num_workers: int, seed: int = 0) -> DataLoader:
         """The batches of `index_lists`, in order, prepared by `num_workers` processes (0: here).
         Its own generator: making a loader must not draw from the training's random stream."""
+        # Forked workers: the family processors (loading.image_only's classes, made at run time) do
+        # not pickle, which spawn and forkserver (Python 3.14's default) need.
         return DataLoader(self, sampler=index_lists, batch_size=None, num_workers=num_workers,
+                          multiprocessing_context="fork" if num_workers else None,
                           prefetch_factor=PREFETCH if num_workers else None,
                           pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(seed),
                           worker_init_fn=_worker_heap)
