@@ -2,6 +2,7 @@
 
     python bench/throughput.py --family qwen2_vl --method lora                      # a tiny random model
     python bench/throughput.py --family llava_onevision --preset llava-ov-0.5b      # real sizes, random weights
+    python bench/throughput.py --preset llava-ov-0.5b --scale 0.05                  # the same, reduced
     python bench/throughput.py --family llava_onevision --model llava-hf/llava-onevision-qwen2-0.5b-ov-hf
 
 Training goes through tunebench.train.loop.train (the study's loop): samples/s, tokens/s (non-padding
@@ -26,35 +27,13 @@ import torch
 from tunebench.data import world
 from tunebench.evaluation import prediction
 from tunebench.methods import registry as methods
-from tunebench.models import embedded, families, inputs, loading, tiny
+from tunebench.models import families, inputs, loading, presets, tiny
 from tunebench.train import batches as batching
 from tunebench.train import loop as training
 
 # dense bf16 tensor-core peaks (TFLOPS), from the vendors' data sheets
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 METHOD_SETTINGS = {"lora": {"r": 8, "alpha": 16}, "dora": {"r": 8, "alpha": 16}, "top": {"k": 2}}
-
-
-def llava_ov_05b(texts: list[str]):
-    """LLaVA-OneVision-0.5B's architecture (SigLIP-so400m at 384 px, Qwen2-0.5B), random weights, with a
-    small local tokenizer (its ids are a subset of the real vocabulary size kept in the config)."""
-    from transformers import (
-        LlavaOnevisionConfig,
-        LlavaOnevisionForConditionalGeneration,
-    )
-
-    tok = embedded.train_tokenizer(texts, [], 400)
-    vision = {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
-              "num_hidden_layers": 26, "num_attention_heads": 16, "image_size": 384, "patch_size": 14,
-              "vision_use_head": False}
-    text = {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
-            "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True,
-            "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
-    config = LlavaOnevisionConfig(vision_config=vision, text_config=text, image_grid_pinpoints=[[384, 384]],
-                                  image_token_index=tok.convert_tokens_to_ids(embedded.IMAGE_TOKEN),
-                                  video_token_index=tok.convert_tokens_to_ids("<video>"),
-                                  vision_feature_select_strategy="full", vision_feature_layer=-1, tie_word_embeddings=True)
-    return LlavaOnevisionForConditionalGeneration(config), embedded.embedded_processor(tok, 384, 14)
 
 
 def peak_tflops(given: float | None) -> float | None:
@@ -68,10 +47,11 @@ def peak_tflops(given: float | None) -> float | None:
 
 def load(args, texts: list[str], workdir: Path):
     """The model through loading.load, as the study loads it (a tiny or preset model is saved first)."""
-    fam = families.family(args.family)
+    fam = families.family(presets.PRESETS[args.preset].family if args.preset else args.family)
     path = args.model
     if path is None:
-        model, processor = llava_ov_05b(texts) if args.preset == "llava-ov-0.5b" else tiny.build(args.family, texts)
+        model, processor = (presets.build(args.preset, texts, args.scale) if args.preset
+                            else tiny.build(args.family, texts))
         loading.save(model, processor, workdir / "base")
         path = workdir / "base"
     return loading.load(path, fam, attn_implementation=loading.attention(args.attn),
@@ -82,17 +62,22 @@ def bench_training(args, records, workdir: Path) -> dict:
     texts = [r["question"] for r in records] + [a for r in records for a in r["answers"]]
     model, processor = load(args, texts, workdir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, _ = methods.apply(model, families.family(args.family), {"kind": args.method, **METHOD_SETTINGS.get(args.method, {})})
+    fam = families.family(presets.PRESETS[args.preset].family if args.preset else args.family)
+    model, _ = methods.apply(model, fam, {"kind": args.method, **METHOD_SETTINGS.get(args.method, {})})
     counts = methods.parameter_counts(model)
-    data = inputs.encode(records, processor, with_targets=True)
+    data = inputs.Batched(records, processor, with_targets=True)
     run = lambda steps, seed: training.train(
         model, data, batching.Batches({"d": range(len(data))}, [batching.Phase(steps, {"d": 1.0})], args.batch_size, seed),
-        processor.tokenizer.pad_token_id, lr=1e-5, warmup=0, log_path=workdir / f"log{seed}.jsonl",
-        precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, desc="bench")
+        lr=1e-5, warmup=0, log_path=workdir / f"log{seed}.jsonl", precision=args.precision,
+        gradient_checkpointing=args.gradient_checkpointing, micro_batch_size=args.micro_batch_size,
+        num_workers=args.num_workers, desc="bench")
     run(args.warmup_steps, seed=1)  # first steps pay for allocation and kernel choice
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     stats = run(args.steps, seed=2)
     batches = batching.Batches({"d": range(len(data))}, [batching.Phase(args.steps, {"d": 1.0})], args.batch_size, 2)
-    tokens = sum(len(data.input_ids[i]) for batch in batches for i in batch)
+    lengths = data.lengths()
+    tokens = sum(lengths[i] for batch in batches for i in batch)
     seconds = stats["train_seconds"]
     flops = (4 * counts["total_params"] + 2 * counts["trainable_params"]) * tokens
     peak = peak_tflops(args.peak_tflops)
@@ -102,6 +87,7 @@ def bench_training(args, records, workdir: Path) -> dict:
             "mean_tokens_per_sample": round(tokens / (args.steps * args.batch_size), 1),
             "achieved_tflops": round(flops / seconds / 1e12, 4), "peak_tflops": peak,
             "mfu": round(flops / seconds / 1e12 / peak, 4) if peak else None,
+            "micro_batch_size": stats["micro_batch_size"], "oom_halvings": stats["oom_halvings"],
             "peak_memory_mb": stats["peak_memory_mb"]}, model, processor
 
 
@@ -125,7 +111,10 @@ def main() -> None:
     parser.add_argument("--family", default="llava_onevision", choices=sorted(families.FAMILIES))
     parser.add_argument("--method", default="lora", choices=sorted(methods.METHODS))
     parser.add_argument("--model", help="an HF id or local checkpoint directory (default: a tiny random model)")
-    parser.add_argument("--preset", choices=["llava-ov-0.5b"], help="a real-architecture model with random weights")
+    parser.add_argument("--preset", choices=sorted(presets.PRESETS), help="a real-architecture model with random weights")
+    parser.add_argument("--scale", type=float, default=1.0, help="the preset's depth and width factor")
+    parser.add_argument("--micro-batch-size", type=int, help="per forward pass (default: the whole batch)")
+    parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers running the processor")
     parser.add_argument("--trust-remote-code", action="store_true")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup-steps", type=int, default=2)

@@ -14,6 +14,7 @@ from workflow_helpers import ROOT
 from tunebench.data import schema
 from tunebench.files import read_json, write_jsonl
 
+
 @pytest.fixture
 def tunebench(tmp_path):
     """Run the command, with `datasets`' cache in the test's folder (it keys local folders by name)."""

@@ -30,7 +30,6 @@ from tunebench.evaluation.metrics import cider_tokenizer
 from tunebench.files import read_json, write_jsonl
 from tunebench.stages import prepare as prepare_stage
 
-
 pytestmark = pytest.mark.usefixtures("hf_cache")
 
 

@@ -121,8 +121,8 @@ def loaded(checkpoints, records):
     def get(family):
         if family not in made:
             model, processor = load(family, checkpoints(family))
-            data = inputs.encode(records, processor, with_targets=True)
-            batch = inputs.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+            data = inputs.Batched(records, processor, with_targets=True)
+            batch = data[[0, 1]]
             batch.pop("labels")
             made[family] = model, processor, data, batch, _logits(model, batch)
         model, *rest = made[family]
@@ -178,7 +178,6 @@ def test_every_method_trains_one_step_and_its_result_reloads(family, kind, check
     fam = families.family(family)
     settings = {"kind": kind, **METHODS[kind]}
     model, processor, data, batch, untuned = loaded(family)
-    pad_id = processor.tokenizer.pad_token_id
     n_layers = families.decoder_layer_count(model, fam)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     if kind == "prompt" and not fam.images_from_embeddings:
@@ -186,10 +185,10 @@ def test_every_method_trains_one_step_and_its_result_reloads(family, kind, check
             methods.apply(model, fam, settings)
         return
 
-    model, expected = methods.apply(model, fam, settings, training.losses_on(data, [[2, 3]], pad_id))
+    model, expected = methods.apply(model, fam, settings, training.losses_on(data, [[2, 3]]))
     assert methods.trainable_names(model) == expected == _defined_trainable(kind, fam, model, n_layers)
     batches = batching.Batches({"d": range(len(data))}, [batching.Phase(1, {"d": 1.0})], 2, seed=0)
-    stats = training.train(model, data, batches, pad_id, lr=1e-2, warmup=0, log_path=tmp_path / "log.jsonl")
+    stats = training.train(model, data, batches, lr=1e-2, warmup=0, log_path=tmp_path / "log.jsonl")
     assert stats["steps"] == 1 and torch.isfinite(torch.tensor(stats["final_loss"]))
     methods.check_trainable(model, expected, kind)
     masks = getattr(model, "sparse_masks", {})
@@ -226,10 +225,10 @@ def test_every_method_trains_one_step_and_its_result_reloads(family, kind, check
 def test_prompts_and_answers_use_the_familys_chat_format(family, checkpoints, records):
     model, processor = load(family, checkpoints(family))
     start, end, end_of_turn = CHAT_FORMAT[family]
-    data = inputs.encode(records[:2], processor, with_targets=True)
-    prompt = processor.tokenizer.decode(data.input_ids[0][:data.prompt_lengths[0]])
+    sample = inputs.Batched(records[:2], processor, with_targets=True).samples([0])[0]
+    prompt = processor.tokenizer.decode(sample.input_ids[:sample.prompt_length])
     assert prompt.startswith(start) and prompt.endswith(records[0]["question"] + end)
-    answer = processor.tokenizer.decode(data.input_ids[0][data.prompt_lengths[0]:])
+    answer = processor.tokenizer.decode(sample.input_ids[sample.prompt_length:])
     assert answer.strip() == inputs.target_text(records[0]) + end_of_turn
     outputs = prediction.generate(model, processor, records, batch_size=3, max_new_tokens=3)
     assert len(outputs) == len(records) and all(isinstance(o, str) for o in outputs)
@@ -272,9 +271,9 @@ def test_bf16_autocast_and_gradient_checkpointing_train(family, checkpoints, rec
     AcceleratorState._reset_state(reset_partial_state=True)
     model, processor = load(family, checkpoints(family))
     model, expected = methods.apply(model, families.family(family), {"kind": "lora", **METHODS["lora"]})
-    data = inputs.encode(records, processor, with_targets=True)
+    data = inputs.Batched(records, processor, with_targets=True)
     batches = batching.Batches({"d": range(len(data))}, [batching.Phase(2, {"d": 1.0})], 2, seed=0)
-    stats = training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
+    stats = training.train(model, data, batches, lr=1e-2, warmup=0,
                            log_path=tmp_path / "log.jsonl", precision="bf16", gradient_checkpointing=True)
     assert model.is_gradient_checkpointing and stats["precision"] == "bf16"
     assert torch.isfinite(torch.tensor(stats["final_loss"]))

@@ -94,8 +94,7 @@ def test_prompt_tuning_trains_only_virtual_tokens_and_keeps_the_image_positions(
     model, processor = tiny_model
     model, expected = methods.apply(model, FAMILY, {"kind": "prompt", "virtual_tokens": 5})
     assert methods.trainable_names(model) == expected == {"prompt_encoder.default.embedding.weight"}
-    data = inputs.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
-    batch = inputs.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+    batch = inputs.Batched(tiny_records["big_colour"][:2], processor, with_targets=True)[[0, 1]]
     labels = batch.pop("labels")
     # LLaVA raises if the image tokens it finds differ in number from the image features.
     logits = model(**batch).logits
@@ -103,9 +102,7 @@ def test_prompt_tuning_trains_only_virtual_tokens_and_keeps_the_image_positions(
     other_images = model(**{**batch, "pixel_values": batch["pixel_values"].flip(0)}).logits
     assert not torch.allclose(logits, other_images)  # the answers still see the images
     # Generation runs through the virtual tokens too: its first greedy token is the forward pass's.
-    prompt_data = inputs.encode(tiny_records["big_colour"][:2], processor, with_targets=False)
-    prompts = (inputs.padded(prompt_data, [0, 1], processor.tokenizer.pad_token_id, side="left")
-               | inputs.image_batch(prompt_data, [0, 1]))
+    prompts = inputs.Batched(tiny_records["big_colour"][:2], processor, with_targets=False)[[0, 1]]
     generated = model.generate(**prompts, max_new_tokens=2, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
     width = prompts["input_ids"].shape[1]
     assert torch.equal(generated[:, :width], prompts["input_ids"])
@@ -114,8 +111,7 @@ def test_prompt_tuning_trains_only_virtual_tokens_and_keeps_the_image_positions(
 
 def test_bottleneck_adapter_trains_only_adapters_and_starts_as_the_identity(tiny_model, tiny_records):
     model, processor = tiny_model
-    data = inputs.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
-    batch = inputs.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+    batch = inputs.Batched(tiny_records["big_colour"][:2], processor, with_targets=True)[[0, 1]]
     batch.pop("labels")
     before = model(**batch).logits
     model, expected = methods.apply(model, FAMILY, {"kind": "adapter", "bottleneck": 4})
@@ -141,15 +137,14 @@ def test_submodule_selective_methods(tiny_model, kind, targets):
 
 
 def _train(model, processor, records, tmp_path, steps=3, **kwargs):
-    data = inputs.encode(records, processor, with_targets=True)
+    data = inputs.Batched(records, processor, with_targets=True)
     batches = batching.Batches({"d": range(len(data))}, [batching.Phase(steps, {"d": 1.0})], 4, seed=0)
-    training.train(model, data, batches, processor.tokenizer.pad_token_id, lr=1e-2, warmup=0,
+    training.train(model, data, batches, lr=1e-2, warmup=0,
                    log_path=tmp_path / "log.jsonl", **kwargs)
 
 
 def _probe_losses(processor, records):
-    data = inputs.encode(records, processor, with_targets=True)
-    return training.losses_on(data, ([0, 1, 2], [3, 4, 5]), processor.tokenizer.pad_token_id)
+    return training.losses_on(inputs.Batched(records, processor, with_targets=True), ([0, 1, 2], [3, 4, 5]))
 
 
 @pytest.mark.parametrize("mask", ["random", "magnitude", "gradient"])

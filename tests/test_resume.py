@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from workflow_helpers import saved_model_plan
 
 from tunebench import plan as study_plan
 from tunebench.data import schema, sources
@@ -21,18 +22,7 @@ from tunebench.train.loop import checkpoint_path
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 60
-SYNTHETIC = {"source": "synthetic", "metric": "choice_accuracy", "train_images": 40, "test_images": 4}
-
-
-def tune_job(base: Path) -> dict:
-    """The tune slice the workflow's plan hands this run."""
-    plan = study_plan.build({
-        "study": "resume", "seeds": [0], "models": {"tiny": {"family": "llava_onevision", "source": "hf", "path": str(base)}},
-        "datasets": {"big_count": {**SYNTHETIC, "task": "big_count_choice"}, "up": {**SYNTHETIC, "task": "colour_choice"}},
-        "upstream": ["up"], "downstream": ["big_count"],
-        "tuning": {"steps": STEPS, "batch_size": 8, "warmup": 2, "max_grad_norm": 1.0},
-        "methods": {"top": {"kind": "top", "k": 2, "lr": 1.0e-3}}})
-    return plan.tune_job("tiny", "top", "big_count", 0)
+ENTRY = {"source": "synthetic", "task": "big_count_choice", "metric": "choice_accuracy", "train_images": 40}
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +33,19 @@ def inputs(tmp_path_factory, tiny_records):
     root = tmp_path_factory.mktemp("resume")
     model, processor = build_tiny(tiny_records)
     loading.save(model, processor, root / "base")
-    frame, _manifest = sources.prepare("big_count", {**SYNTHETIC, "task": "big_count_choice"}, "train", 0)
+    frame, _manifest = sources.prepare("big_count", ENTRY, "train", 0)
     schema.write_split(frame, root / "train.parquet")
     return root
 
 
 def _args(inputs: Path, name: str) -> dict:
+    """What the workflow hands this run: its plan slice and how it runs (a checkpoint every 10 steps)."""
     run = inputs / name
-    return {"job": tune_job(inputs / "base"), "base": str(inputs / "base"), "train_path": str(inputs / "train.parquet"),
-            "replay_paths": {}, "tuned_path": str(run / "tuned_weights.safetensors"), "run_path": str(run / "run.json"),
-            "checkpoint_every": 10}
+    plan = saved_model_plan(inputs / "base", checkpoint_every=10, steps=STEPS, batch_size=8)
+    return {"job": plan.tune_job("tiny", "top", "big_count", 0), "base": str(inputs / "base"),
+            "train_path": str(inputs / "train.parquet"), "replay_paths": {},
+            "tuned_path": str(run / "tuned_weights.safetensors"), "run_path": str(run / "run.json"),
+            "control": study_plan.job_control(plan.config, "tiny")}
 
 
 def _start(args: dict) -> subprocess.Popen:
@@ -88,7 +81,7 @@ def test_a_killed_tuning_run_resumes_from_its_checkpoint_and_ends_as_an_uninterr
 
     resumed = _finish(args)
     start = resumed["run"]["resumed_from_step"]
-    assert start and start % args["checkpoint_every"] == 0 and start < STEPS
+    assert start and start % args["control"]["checkpoint_every"] == 0 and start < STEPS
     # Every step once; those up to the checkpoint come from the first attempt and were not redone.
     assert [r["step"] for r in resumed["log"]] == list(range(1, STEPS + 1))
     assert {r["attempt"] for r in resumed["log"][:start]} == {0}

@@ -4,6 +4,7 @@ import random
 import torch
 from conftest import TINY_ARCH
 
+from tunebench.data import records
 from tunebench.evaluation import prediction
 from tunebench.methods import registry as methods
 from tunebench.models import embedded, families, inputs
@@ -23,9 +24,10 @@ def _tune_once(tiny_records, tmp_path, seed):
     training.seed_everything(seed)
     model, processor = embedded.build_embedded(tokenizer, TINY_ARCH, seed=seed)
     model, _ = methods.apply(model, families.family("llava_onevision"), {"kind": "top", "k": 2})
-    data, pools = inputs.concat({name: inputs.encode(rs, processor, True) for name, rs in tiny_records.items()})
-    batches = batching.Batches(pools, [batching.Phase(3, {name: 1.0 for name in tiny_records})], 7, seed)
-    stats = training.train(model, data, batches, tokenizer.pad_token_id, lr=1e-2, warmup=1,
+    merged = records.Concat({name: records.InMemory(rs) for name, rs in tiny_records.items()})
+    data = inputs.Batched(merged, processor, with_targets=True)
+    batches = batching.Batches(merged.pools, [batching.Phase(3, {name: 1.0 for name in tiny_records})], 7, seed)
+    stats = training.train(model, data, batches, lr=1e-2, warmup=1,
                            log_path=tmp_path / f"log{seed}.jsonl")
     outputs = prediction.generate(model, processor, tiny_records["caption"], batch_size=4, max_new_tokens=5)
     return model.state_dict(), outputs, stats, (tmp_path / f"log{seed}.jsonl").read_text()
@@ -58,8 +60,7 @@ def test_curriculum_phases_draw_only_from_their_pools():
 
 def test_the_loss_is_on_answer_tokens_only(tiny_model, tiny_records):
     _, processor = tiny_model
-    data = inputs.encode(tiny_records["big_colour"][:2], processor, with_targets=True)
-    batch = inputs.collate(data, [0, 1], processor.tokenizer.pad_token_id)
+    batch = inputs.Batched(tiny_records["big_colour"][:2], processor, with_targets=True)[[0, 1]]
     for row in range(2):
         supervised = batch["labels"][row][batch["labels"][row] != -100].tolist()
         text = processor.tokenizer.decode(supervised)

@@ -13,8 +13,6 @@ import yaml
 from PIL import Image
 from workflow_helpers import ROOT, SMALL, copy_of_repo, planned_jobs, snakemake
 
-from tunebench.evaluation import metrics
-
 
 def test_the_table_holds_every_cell(study):
     _, results = study

@@ -8,10 +8,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tunebench import plan as study_plan
 from tunebench.data import world
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ROOT / "tests" / "config" / "small.yaml"
+
+
+def saved_model_plan(base: Path, model: dict | None = None, checkpoint_every: int = 0, steps: int = 6,
+                     batch_size: int = 6) -> study_plan.Plan:
+    """The plan of a study around a saved tiny base model (an `hf` entry at `base`) tuned on big_count
+    by `top` or `lora`: what the workflow hands a tuning or prediction job (`tune_job`, `predict_job`,
+    `job_control`)."""
+    synthetic = {"source": "synthetic", "metric": "choice_accuracy", "train_images": 40, "test_images": 4}
+    return study_plan.build({
+        "study": "saved", "seeds": [0],
+        "models": {"tiny": {"family": "llava_onevision", "source": "hf", "path": str(base), "num_workers": 0,
+                            **(model or {})}},
+        "datasets": {"big_count": {**synthetic, "task": "big_count_choice"}, "up": {**synthetic, "task": "colour_choice"}},
+        "upstream": ["up"], "downstream": ["big_count"],
+        "tuning": {"steps": steps, "batch_size": batch_size, "warmup": 1, "max_grad_norm": 1.0},
+        "methods": {"top": {"kind": "top", "k": 2, "lr": 1.0e-3},
+                    "lora": {"kind": "lora", "lr": 1.0e-2, "r": 4, "alpha": 8, "targets": ["q_proj", "v_proj"]}},
+        "checkpoint_every": checkpoint_every})
 
 
 def write_own_data(workdir: Path) -> Path:

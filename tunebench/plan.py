@@ -189,6 +189,7 @@ class Plan:
         spec = self.config["models"][model]
         return {"model": model, "method": method, "dataset": dataset, "seed": int(seed),
                 "load": self._load(model), "gradient_checkpointing": spec["gradient_checkpointing"],
+                "micro_batch_size": spec.get("micro_batch_size"), "distributed": spec["distributed"],
                 "settings": self.training_settings(model, method), "saves": self.saves(model, method),
                 "replay": self.replay_sets(model, method)}
 
@@ -245,7 +246,8 @@ def load(*config_files: str | Path) -> Plan:
     return Plan(study_config.load(*config_files))
 
 
-def checkpoint_every(config: dict) -> int:
-    """How often a job checkpoints: how it runs, not what it computes, so never a rerun trigger; a
-    job reads it from the validated config Snakemake hands every script."""
-    return config["checkpoint_every"]
+def job_control(config: dict, model: str) -> dict:
+    """How a model job runs, not what it computes (how often it checkpoints, how many processes run
+    the processor ahead of the model), so never a rerun trigger: a job reads it from the validated
+    config Snakemake hands every script."""
+    return {"checkpoint_every": config["checkpoint_every"], "num_workers": config["models"][model]["num_workers"]}

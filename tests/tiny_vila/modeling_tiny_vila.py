@@ -1,7 +1,6 @@
 """A tiny VILA-shaped model shipped as checkpoint code (loaded only with trust_remote_code): the
 layout of VILA's llava_arch.py (vision_tower, mm_projector, llm) around real transformers parts."""
 
-import torch
 from torch import nn
 from transformers import (
     GenerationMixin,

@@ -16,29 +16,38 @@ from ..models.loading import load_base
 from .registry import attach_modules
 
 
-def save_tuned(model, trained: set[str], path: Path, placeholder: bool = False) -> None:
+def tensors_to_save(model, trained: set[str]) -> set[str]:
+    """What a tuned model's save reads from its state: the trained tensors and, for a peft tuner,
+    every tensor of the tuner (VeRA's shared projections are buffers)."""
+    prefix = getattr(getattr(model, "base_model", None), "prefix", None) if hasattr(model, "peft_config") else None
+    return trained | ({n for n in model.state_dict() if prefix in n} if prefix else set())
+
+
+def save_tuned(model, trained: set[str], path: Path, placeholder: bool = False,
+               state: dict[str, torch.Tensor] | None = None) -> None:
     """Adapters in peft's format (a directory); selective methods as the tensors they changed (one
     file; the base is kept once). Both appear under their final name only when complete.
     `placeholder` writes an empty one instead (a diverged run has no tensors worth keeping).
+    `state` holds the tensors of `tensors_to_save`, whole (a sharded run gathers them first).
     An adapter whose initialisation rewrote base weights (PiSSA) is saved merged, as the weights it
     changed, since its adapter alone would not apply to the saved base."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rewrote_base = isinstance(getattr(getattr(model, "peft_config", {}).get("default"), "init_lora_weights", None), str)
     if rewrote_base and not placeholder:
         changed = {re.sub(r"^base_model\.model\.|\.lora_[AB]\..*$", "", n) + ".weight" for n in trained}
-        model, trained = model.merge_and_unload(), changed
+        model, trained, state = model.merge_and_unload(), changed, None
     if hasattr(model, "peft_config"):  # a peft-wrapped model saves its adapter alone
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         if not placeholder:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, state_dict=state)
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
     elif placeholder:
         write_text("", path)
     else:
-        state = model.state_dict()
+        state = state or model.state_dict()
         atomic_write(path, lambda tmp: save_file({n: state[n].contiguous() for n in sorted(trained)}, str(tmp)))
 
 

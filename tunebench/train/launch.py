@@ -1,10 +1,18 @@
-"""How a tuning job given N GPUs starts N processes: `accelerate launch`, every flag explicit so
-no user-level accelerate config file changes what runs. Light: no torch import."""
+"""How a tuning or prediction job given N GPUs starts N processes: `accelerate launch` of the
+stage's module, every flag explicit so no user-level accelerate config file changes what runs.
+Light: no torch import."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import time
 import zlib
+from pathlib import Path
+from typing import Callable
+
+from ..files import write_json
 
 PORTS = range(20000, 40000)
 
@@ -26,3 +34,31 @@ def accelerate_command(module: str, args: list[str], num_processes: int, port: i
     if num_processes > 1:
         command.append("--multi_gpu")  # torchrun-style DDP; without GPUs accelerate falls back to gloo on CPU
     return command + ["--module", module, *args]
+
+
+def run_stage(module: str, main: Callable[[dict, int], None], args: dict, processes: int, threads: int,
+              args_path: Path, relaunch_note: Path | None = None) -> None:
+    """`main(args, threads)` here (0 or 1 processes), or in `processes` processes: `python -m module
+    ARGS.json` under `accelerate launch`, ARGS.json (at `args_path`) holding the arguments. When the
+    processes fail after writing `relaunch_note` (they ran out of memory and halved their
+    micro-batch: tunebench.train.memory), they are started again."""
+    if processes <= 1:
+        main(args, threads)
+        return
+    write_json({**args, "threads": threads}, args_path)
+    port = main_process_port(str(Path(args_path).resolve()))
+    command = accelerate_command(module, [str(args_path)], processes, port)
+    while True:
+        started = time.time()
+        returncode = subprocess.run(command).returncode
+        if returncode == 0:
+            return
+        note = Path(relaunch_note) if relaunch_note else None
+        if note is None or not note.exists() or note.stat().st_mtime < started:
+            raise subprocess.CalledProcessError(returncode, command)
+
+
+def stage_main(main: Callable[[dict, int], None]) -> None:
+    """A launched stage module's entry: its arguments from the ARGS.json named on the command line."""
+    args = json.loads(Path(sys.argv[1]).read_text())
+    main(args, args.pop("threads", 1))

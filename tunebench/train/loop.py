@@ -1,27 +1,42 @@
 """The training loop: the same loop pretrains the embedded base model and tunes any model with any
-method. The loss is averaged per sample over its answer tokens, then over the batch, so long
-captions do not dominate short answers. Every run writes a step log (loss, lr, samples/s) beside
-its output, and checkpoints that a rerun resumes from."""
+method. The loss is averaged per sample over its answer tokens, then over the global batch, so
+long captions do not dominate short answers. Every run writes a step log (loss, lr, samples/s)
+beside its output, and checkpoints that a rerun resumes from.
+
+A global batch of B samples is spread over N processes (`accelerate launch`) and, within each, over
+micro-batches of at most `micro_batch_size` samples whose gradients accumulate before one
+optimizer step. Each sample's loss enters with weight N/B (processes average their gradients), so
+the update is the global batch's whatever the split, even when micro-batches hold different numbers
+of answer tokens. Batches are made by the processor in DataLoader workers while the model trains.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
-import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from ..files import atomic_write
-from ..models.inputs import Encoded, collate
-from .batches import Batches
+from ..models.inputs import Batched
+from . import sharding
+from .memory import Halving, peak_memory_mb, peak_rss_mb
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
@@ -32,28 +47,28 @@ class Diverged(RuntimeError):
         self.step, self.loss = step, loss
 
 
-def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def sample_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each sample's mean loss over its answer tokens."""
     logits, labels = logits[:, :-1].float(), labels[:, 1:]
     token_loss = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="none"
     ).view(labels.shape)
     mask = (labels != -100).float()
-    return ((token_loss * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    return (token_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
-def batch_loss(model, batch: dict, labels: torch.Tensor) -> torch.Tensor:
+def batch_losses(model, batch: dict, labels: torch.Tensor) -> torch.Tensor:
     # Prompt tuning prepends virtual tokens: the logits of the real tokens are the last ones.
-    return per_sample_loss(model(**batch).logits[:, -labels.shape[1]:], labels)
+    return sample_losses(model(**batch).logits[:, -labels.shape[1]:], labels)
 
 
-def losses_on(data: Encoded, batches, pad_id: int):
-    """`losses(model)`: yields the loss on each of `batches` (lists of row indices), as a method
-    that measures importance before tuning (sparse, gradient mask) consumes it."""
+def losses_on(data: Batched, batches):
+    """`losses(model)`: yields the mean loss on each of `batches` (lists of record indices), as a
+    method that measures importance before tuning (sparse, gradient mask) consumes it."""
     def losses(model):
-        for indices in batches:
-            batch = collate(data, indices, pad_id)
+        for batch in data.loader(list(batches), num_workers=0):
             labels = batch.pop("labels")
-            yield batch_loss(model, batch, labels)
+            yield batch_losses(model, batch, labels).mean()
     return losses
 
 
@@ -61,12 +76,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def is_main_process() -> bool:
@@ -80,8 +89,16 @@ def checkpoint_path(out_dir: Path) -> Path:
     return out_dir.parent / f"{out_dir.name}.checkpoint.pt"
 
 
+def relaunch_note(checkpoint: Path) -> Path:
+    """Where a multi-process run that ran out of memory leaves the micro-batch size to restart at."""
+    return Path(checkpoint).with_suffix(".oom.json")
+
+
 def _rng_states() -> dict:
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """In types `torch.load(weights_only=True)` reads back (numpy's state array as a tensor)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -89,72 +106,161 @@ def _rng_states() -> dict:
 
 def _set_rng_states(states: dict) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(states["torch"])
     if "cuda" in states:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _save_checkpoint(path: Path, accelerator, model, optimizer, scheduler, step: int, log_rows: list, losses: list):
-    """Trainable tensors (not the frozen base), optimizer, scheduler, RNG states and the step reached,
-    written under a temporary name then renamed, so a kill mid-save leaves the previous checkpoint."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        state = {
-            "step": step,
-            "trainable": {n: p.detach().cpu() for n, p in unwrapped.named_parameters() if p.requires_grad},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": _rng_states(),
-            "log": log_rows,
-            "losses": losses,
-        }
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
-    accelerator.wait_for_everyone()
+@dataclass
+class Micro:
+    """One micro-batch: its records and the weight of each one's loss (0: a stand-in that only
+    keeps the processes' gradient exchanges in step when one has fewer samples than the others)."""
+
+    indices: list[int]
+    weight: float
 
 
-def _load_checkpoint(path: Path, accelerator, model, optimizer, scheduler) -> dict:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    unwrapped = accelerator.unwrap_model(model)
-    trainable = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
-    if set(state["trainable"]) != trainable:
-        raise ValueError(f"{path}: checkpoint holds other trainable tensors than this run; delete it to start over")
-    unwrapped.load_state_dict(state["trainable"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    _set_rng_states(state["rng"])
-    return state
+def micro_batches(indices: list[int], rank: int, processes: int, size: int) -> list[Micro]:
+    """This process's share of a global batch, in micro-batches of at most `size`; every process
+    gets the same number of them."""
+    share = indices[rank::processes]
+    count = math.ceil(math.ceil(len(indices) / processes) / size)
+    weight = processes / len(indices)
+    return [Micro(part, weight) if (part := share[k * size:(k + 1) * size]) else Micro(indices[:1], 0.0)
+            for k in range(count)]
 
 
-def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup: int,
-          log_path: Path, max_grad_norm: float = 1.0, weight_decay: float = 0.0, desc: str = "train",
-          checkpoint: Path | None = None, checkpoint_every: int = 0,
-          precision: str = "fp32", gradient_checkpointing: bool = False) -> dict:
+class _Run:
+    """The state one training run carries across steps: model, optimizer, schedule, micro-batch size."""
+
+    def __init__(self, accelerator, model, optimizer, scheduler, data: Batched, steps: list[list[int]],
+                 micro: Halving, num_workers: int, sharded: bool, max_grad_norm: float, params):
+        self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
+        self.data, self.steps, self.micro, self.num_workers = data, steps, micro, num_workers
+        self.sharded, self.max_grad_norm, self.params = sharded, max_grad_norm, params
+        self._feed, self._next = None, None
+
+    def plan(self, step: int, size: int) -> list[Micro]:
+        acc = self.accelerator
+        return micro_batches(self.steps[step - 1], acc.process_index, acc.num_processes, size)
+
+    def _feed_at(self, step: int, size: int):
+        """The loader's batches from `step` on at this micro-batch size: the running one, or a new one
+        after a halving (or a step cut short, which leaves the running one at an unknown place)."""
+        if self._next != (step, size):
+            index_lists = [m.indices for s in range(step, len(self.steps) + 1) for m in self.plan(s, size)]
+            self._feed = iter(self.data.loader(index_lists, self.num_workers))
+        self._next = None  # until this step completes
+        return self._feed
+
+    def step(self, step: int, size: int) -> float:
+        """One optimizer step's gradients: global batch `step` in micro-batches of `size`. Returns the
+        global batch's loss (the same in every process)."""
+        acc, model = self.accelerator, self.model
+        self.optimizer.zero_grad(set_to_none=True)
+        feed, plan = self._feed_at(step, size), self.plan(step, size)
+        total = torch.zeros((), device=acc.device)
+        for k, micro in enumerate(plan):
+            batch = {key: v.to(acc.device, non_blocking=True) for key, v in next(feed).items()}
+            labels = batch.pop("labels")
+            # DDP exchanges gradients at the last micro-batch only; FSDP reduces each (its shards).
+            syncing = self.sharded or k == len(plan) - 1
+            with contextlib.nullcontext() if syncing else acc.no_sync(model):
+                losses = batch_losses(model, batch, labels)
+                acc.backward((losses * micro.weight).sum())
+            total += losses.detach().sum() * (micro.weight > 0)
+        self._next = (step + 1, size)
+        return acc.reduce(total, "sum").item() / len(self.steps[step - 1])
+
+    def update(self) -> None:
+        if self.max_grad_norm:
+            self.accelerator.clip_grad_norm_(self.params, self.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def trainable(self) -> set[str]:
+        return {n for n, p in self.accelerator.unwrap_model(self.model).named_parameters() if p.requires_grad}
+
+    def save(self, path: Path, step: int, log_rows: list, losses: list) -> None:
+        """Trainable tensors (not the frozen base) and optimizer state, whole (gathered from every
+        shard), scheduler, RNG states, the step and the micro-batch size reached, written under a
+        temporary name then renamed, so a kill mid-save leaves the previous checkpoint."""
+        acc = self.accelerator
+        unwrapped = acc.unwrap_model(self.model)
+        trainable = sharding.full_tensors(unwrapped, self.trainable(), keep=acc.is_main_process)
+        optimizer = get_optimizer_state_dict(unwrapped, self.optimizer.optimizer,
+                                             options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if acc.is_main_process:
+            state = {"step": step, "trainable": trainable, "optimizer": optimizer,
+                     "scheduler": self.scheduler.state_dict(), "rng": _rng_states(), "log": log_rows,
+                     "losses": losses, "micro_batch_size": self.micro.size, "halvings": self.micro.halvings}
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
+        acc.wait_for_everyone()
+
+    def load(self, path: Path) -> dict:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if set(state["trainable"]) != self.trainable():
+            raise ValueError(f"{path}: checkpoint holds other trainable tensors than this run; delete it to start over")
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        options = StateDictOptions(full_state_dict=self.sharded, strict=False)
+        set_model_state_dict(unwrapped, state["trainable"], options=options)
+        set_optimizer_state_dict(unwrapped, self.optimizer.optimizer, state["optimizer"], options=options)
+        self.scheduler.load_state_dict(state["scheduler"])
+        _set_rng_states(state["rng"])
+        self.micro.size, self.micro.halvings = min(self.micro.size, state["micro_batch_size"]), state["halvings"]
+        return state
+
+
+def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path, max_grad_norm: float = 1.0,
+          weight_decay: float = 0.0, desc: str = "train", checkpoint: Path | None = None, checkpoint_every: int = 0,
+          precision: str = "fp32", gradient_checkpointing: bool = False, micro_batch_size: int | None = None,
+          num_workers: int = 0, distributed: str = "ddp") -> dict:
     """Optimise the model's trainable parameters; returns what the run really did. `precision`
     bf16/fp16 autocasts the forward pass (weights and optimizer state stay fp32).
 
-    With `checkpoint` and `checkpoint_every`, the state is saved every that many steps and a rerun
-    resumes from it: the batch sequence is redrawn from its seed and the steps already done are
-    skipped, so an interrupted run ends where an uninterrupted one does. The caller removes the
-    checkpoint once the run's outputs are written. Under `accelerate launch` each of N processes
-    takes 1/N of every global batch and gradients are averaged, so the global batch stays the same.
+    `micro_batch_size` (per process; default: the process's whole share) with gradient
+    accumulation; a micro-batch that runs out of device memory is halved for the rest of the run
+    (a multi-process run restarts its processes at the halved size, see `memory.Halving`).
+    `distributed: fsdp` shards the model over the processes.
+
+    With `checkpoint` and `checkpoint_every`, the state is saved every that many optimizer steps
+    and a rerun resumes from it: the batch sequence is redrawn from its seed and the steps already
+    done are skipped, so an interrupted run ends where an uninterrupted one does. The caller removes
+    the checkpoint once the run's outputs are written.
     """
+    if distributed not in sharding.MODES:
+        raise ValueError(f"distributed: {distributed!r} is not one of {sharding.MODES}")
+    cpu = not torch.cuda.is_available()
     # cpu=True without CUDA: accelerate only takes processes started by `accelerate launch` as
     # data-parallel (gloo) on CPU when told so; on one process it changes nothing.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=MIXED_PRECISION[precision])
+    sharded = distributed == "fsdp" and PartialState(cpu=cpu).num_processes > 1
+    accelerator = Accelerator(cpu=cpu, mixed_precision="no" if sharded else MIXED_PRECISION[precision])
     if gradient_checkpointing:  # recompute activations in backward: memory for compute
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if sharded:
+        model.to(accelerator.device)
+        sharding.shard(model, precision)  # replaces the parameters by their shards: before the optimizer
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, batches.total_steps)
     # The scheduler stays unprepared: accelerate would step it once per process per step, as if each
     # process saw a whole batch; here the processes share one global batch, so one step is one step.
-    model, optimizer = accelerator.prepare(model, optimizer)
+    if sharded:
+        optimizer = accelerator.prepare(optimizer)
+    else:
+        model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    resumed = None
-    if checkpoint is not None and Path(checkpoint).exists():
-        resumed = _load_checkpoint(checkpoint, accelerator, model, optimizer, scheduler)
+    steps = list(batches)
+    share = math.ceil(batches.batch_size / accelerator.num_processes)
+    micro = Halving(min(micro_batch_size or share, share), "micro-batch")
+    run = _Run(accelerator, model, optimizer, scheduler, data, steps, micro, num_workers, sharded, max_grad_norm, params)
+    resumed = run.load(checkpoint) if checkpoint is not None and Path(checkpoint).exists() else None
+    note = relaunch_note(checkpoint) if checkpoint is not None else None
+    if note is not None:
+        micro.resume(note)  # restarted after running out of memory (newer than the checkpoint)
     done = resumed["step"] if resumed else 0
     log_rows, losses = (resumed["log"], resumed["losses"]) if resumed else ([], [])
     attempt = log_rows[-1]["attempt"] + 1 if log_rows else 0
@@ -163,50 +269,49 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
     start = time.perf_counter()
     # One process writes the log; the others write nowhere.
     with open(log_path if accelerator.is_main_process else os.devnull, "w") as log, \
-            tqdm(total=batches.total_steps, initial=done, desc=desc, mininterval=5,
+            tqdm(total=len(steps), initial=done, desc=desc, mininterval=5,
                  disable=not accelerator.is_main_process) as bar:
         log.writelines(json.dumps(row) + "\n" for row in log_rows)  # the steps done before resuming
-        for step, indices in enumerate(batches, start=1):
-            if step <= done:
-                continue  # drawn to move the batch sequence on, trained before the checkpoint
+        for step in range(done + 1, len(steps) + 1):
             t0 = time.perf_counter()
-            # Each process takes its share of the global batch.
-            mine = indices[accelerator.process_index::accelerator.num_processes]
-            batch = {k: v.to(accelerator.device) for k, v in collate(data, mine, pad_id).items()}
-            labels = batch.pop("labels")
-            loss = batch_loss(model, batch, labels)
-            # The mean over processes: every process sees the same value, so all stop together.
-            global_loss = accelerator.reduce(loss.detach(), "mean").item()
-            if not math.isfinite(global_loss):
-                raise Diverged(step, global_loss)
-            accelerator.backward(loss)
-            if max_grad_norm:
-                accelerator.clip_grad_norm_(params, max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(global_loss)
-            rate = len(indices) / (time.perf_counter() - t0)
-            log_rows.append({"step": step, "loss": round(global_loss, 5), "lr": scheduler.get_last_lr()[0],
+            if accelerator.num_processes == 1 or note is None:
+                loss = micro.run(lambda size: run.step(step, size), f"step {step}")
+            else:
+                loss = micro.run_or_relaunch(lambda size: run.step(step, size), f"step {step}", note)
+            if not math.isfinite(loss):  # every process sees the same value, so all stop together
+                raise Diverged(step, loss)
+            run.update()
+            losses.append(loss)
+            rate = len(steps[step - 1]) / (time.perf_counter() - t0)
+            log_rows.append({"step": step, "loss": round(loss, 5), "lr": scheduler.get_last_lr()[0],
                              "samples_per_s": round(rate, 1), "attempt": attempt})
             log.write(json.dumps(log_rows[-1]) + "\n")
             log.flush()
             bar.update(1)
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-            if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < batches.total_steps:
-                _save_checkpoint(checkpoint, accelerator, model, optimizer, scheduler, step, log_rows, losses)
+            if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < len(steps):
+                run.save(checkpoint, step, log_rows, losses)
     seconds = time.perf_counter() - start
-    trained = batches.total_steps - done
+    trained = len(steps) - done
+    if note is not None and accelerator.is_main_process:
+        note.unlink(missing_ok=True)
     return {
-        "steps": batches.total_steps,
+        "steps": len(steps),
         "resumed_from_step": done or None,
         "train_seconds": round(seconds, 2),
         "samples_per_s": round(trained * batches.batch_size / seconds, 1) if trained else None,
         "final_loss": float(np.mean(losses[-20:])),
-        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "peak_memory_mb": peak_memory_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "device": str(accelerator.device),
         "num_processes": accelerator.num_processes,
+        "distributed": "fsdp" if sharded else "ddp",
+        "global_batch_size": batches.batch_size,
+        "micro_batch_size": micro.size,
+        "accumulation_steps": math.ceil(share / micro.size),
+        "oom_halvings": micro.halvings,
+        "num_workers": num_workers,
         "precision": precision,
         "gradient_checkpointing": gradient_checkpointing,
     }

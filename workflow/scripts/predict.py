@@ -1,18 +1,21 @@
 import json
 
-import torch
-
-from tunebench import progress
+from tunebench import plan, progress
 from tunebench.stages import predict
 
 with progress.logged(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)
     sets = snakemake.params.sets
-    predict.predict(
-        json.loads(snakemake.params.job),
-        snakemake.params.base,
-        snakemake.input.get("tuned"),
-        snakemake.input.get("run") or None,
-        dict(zip(sets, snakemake.input.tests)),
-        dict(zip(sets, snakemake.output)),
+    job = json.loads(snakemake.params.job)
+    predict.run(
+        {
+            "job": job,
+            "base": snakemake.params.base,
+            "tuned": snakemake.input.get("tuned"),
+            "run_path": snakemake.input.get("run") or None,
+            "test_paths": dict(zip(sets, snakemake.input.tests)),
+            "outputs": dict(zip(sets, snakemake.output)),
+            "control": plan.job_control(snakemake.config, job["model"]),
+        },
+        processes=int(snakemake.resources.get("gpu", 0)),
+        threads=snakemake.threads,
     )

@@ -9,4 +9,4 @@ with progress.logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     job = json.loads(snakemake.params.job)
     pretrain.pretrain(job, dict(zip(job["upstream"], snakemake.input.train)), snakemake.output[0],
-                      plan.checkpoint_every(snakemake.config))
+                      plan.job_control(snakemake.config, job["model"]))

@@ -13,7 +13,7 @@ with progress.logged(snakemake.log[0]):
             "replay_paths": dict(zip(job["replay"], snakemake.input.replay)),
             "tuned_path": snakemake.output.tuned,
             "run_path": snakemake.output.run,
-            "checkpoint_every": plan.checkpoint_every(snakemake.config),
+            "control": plan.job_control(snakemake.config, job["model"]),
         },
         processes=int(snakemake.resources.get("gpu", 0)),
         threads=snakemake.threads,
