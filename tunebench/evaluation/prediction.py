@@ -7,9 +7,9 @@ sequence's answer starts right after its own prompt.
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
 
 from ..models.inputs import encode, image_batch, padded
+from ..progress import Progress
 
 MAX_NEW_TOKENS = {"caption": 32, "vqa": 8, "exact": 8, "yesno": 4, "choice": 4}
 
@@ -32,7 +32,8 @@ def generate(model, processor, records: list[dict], batch_size: int, max_new_tok
     order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
     outputs: list[str] = [""] * len(data)
     device = next(model.parameters()).device
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, mininterval=5):
+    progress = Progress(desc, len(order), "answer")
+    for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size]
         batch = padded(data, indices, tokenizer.pad_token_id, side="left") | image_batch(data, indices)
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -47,6 +48,8 @@ def generate(model, processor, records: list[dict], batch_size: int, max_new_tok
         new_tokens = generated[:, batch["input_ids"].shape[1]:]
         for i, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
             outputs[i] = text.strip()
+        progress.update(len(indices))
+    progress.close()
     return outputs
 
 

@@ -18,7 +18,10 @@ def predict(job: dict, base: str | Path, tuned: Path | None, run_path: Path | No
     """Greedy answers of the base model (`tuned` None) or a tuned one; `job` is the plan's predict
     slice (model loading keys, batch size, each set's generation length, the method's settings). A
     diverged run gets empty predictions files: there is no model to ask, and scoring reports it."""
-    run = "/".join(Path(run_path).parent.parts[-4:]) if run_path else f"{job['model']}/zero-shot/{Path(base).name}"
+    # Named as its outputs are, predictions/<model>/<method>/<dataset>/seed<s>/<set>.jsonl
+    # (a WiSE-FT method predicts from another method's run).
+    model_name, method, dataset, seed = Path(next(iter(outputs.values()))).parts[-5:-1]
+    run = f"{model_name}/{method}/{dataset} seed {seed.removeprefix('seed')}"
     if run_path is not None and read_json(run_path)["diverged"]:
         for path in outputs.values():
             write_jsonl([], path)
@@ -30,7 +33,7 @@ def predict(job: dict, base: str | Path, tuned: Path | None, run_path: Path | No
     samples = 0
     for name, path in test_paths.items():
         rows = prediction.predict(model, processor, schema.read_split(path), job["batch_size"],
-                                  job["max_new_tokens"][name], desc=f"predict {name}")
+                                  job["max_new_tokens"][name], desc=f"predict {run} on {name}")
         write_jsonl(rows, outputs[name])
         samples += len(rows)
     progress.predicted(run, samples, list(test_paths))

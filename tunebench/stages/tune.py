@@ -19,15 +19,17 @@ from ..methods.weights import save_tuned
 from ..models import families, inputs
 from ..models.loading import load_base
 from ..provenance import environment
+from ..tracking import finish_trackers, run_hyperparameters, run_trackers
 from ..train import batches as batching
 from ..train import loop as training
 from ..train.launch import accelerate_command, main_process_port
 
 
 def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, Path], tuned_path: Path,
-         run_path: Path, checkpoint_every: int = 0) -> None:
+         run_path: Path, checkpoint_every: int = 0, tracking: dict | None = None) -> None:
     """One tuning run; `job` is the plan's tune slice (model loading keys, the method's resolved
-    settings, how its tensors are saved, the replay sets). Writes the tuned tensors to `tuned_path`
+    settings, how its tensors are saved, the replay sets); `tracking`: the experiment trackers it
+    logs to (`plan.tracking`). Writes the tuned tensors to `tuned_path`
     (an adapter directory, or the selected weights as one safetensors file), then `run_path`
     (run.json), last: its presence means the run finished. A diverged run writes no tensors: an empty
     placeholder stands at `tuned_path` and run.json says at which step the loss stopped being finite."""
@@ -63,16 +65,19 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
         batches = batching.LengthGrouped(batches, [len(ids) for ids in data.input_ids], settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
     diverged = None
+    trackers = run_trackers(tracking, job)
     try:
         stats = training.train(model, data, batches, pad_id, settings["lr"], settings["warmup"],
                                run_dir / "train_log.jsonl", max_grad_norm=settings["max_grad_norm"],
                                weight_decay=settings["weight_decay"], precision=job["load"]["precision"],
                                gradient_checkpointing=job["gradient_checkpointing"],
                                desc=f"tune {job['model']}/{job['method']}/{dataset} seed {seed}",
-                               checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+                               checkpoint=checkpoint, checkpoint_every=checkpoint_every, trackers=trackers,
+                               hyperparameters=run_hyperparameters(job, tracking["study"]) if trackers else None)
     except training.Diverged as err:
         diverged = {"step": err.step, "reason": str(err)}
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}
+    finish_trackers(trackers)
     # The trainable set is checked again after training: nothing may have been unfrozen on the way.
     methods.check_trainable(model, expected, settings["kind"])
     if training.is_main_process():

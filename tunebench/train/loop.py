@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
-from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from ..files import atomic_write
 from ..models.inputs import Encoded, collate
+from ..progress import Progress
 from .batches import Batches
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -130,7 +130,8 @@ def _load_checkpoint(path: Path, accelerator, model, optimizer, scheduler) -> di
 def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup: int,
           log_path: Path, max_grad_norm: float = 1.0, weight_decay: float = 0.0, desc: str = "train",
           checkpoint: Path | None = None, checkpoint_every: int = 0,
-          precision: str = "fp32", gradient_checkpointing: bool = False) -> dict:
+          precision: str = "fp32", gradient_checkpointing: bool = False,
+          trackers: list = (), hyperparameters: dict | None = None) -> dict:
     """Optimise the model's trainable parameters; returns what the run really did. `precision`
     bf16/fp16 autocasts the forward pass (weights and optimizer state stay fp32).
 
@@ -139,10 +140,14 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
     skipped, so an interrupted run ends where an uninterrupted one does. The caller removes the
     checkpoint once the run's outputs are written. Under `accelerate launch` each of N processes
     takes 1/N of every global batch and gradients are averaged, so the global batch stays the same.
+    `trackers` (tunebench.tracking) get every step's loss, lr and samples/s, and `hyperparameters`.
     """
     # cpu=True without CUDA: accelerate only takes processes started by `accelerate launch` as
     # data-parallel (gloo) on CPU when told so; on one process it changes nothing.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=MIXED_PRECISION[precision])
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=MIXED_PRECISION[precision],
+                              log_with=list(trackers) or None)
+    if trackers:
+        accelerator.init_trackers(desc, config=hyperparameters)
     if gradient_checkpointing:  # recompute activations in backward: memory for compute
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in model.parameters() if p.requires_grad]
@@ -163,8 +168,7 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
     start = time.perf_counter()
     # One process writes the log; the others write nowhere.
     with open(log_path if accelerator.is_main_process else os.devnull, "w") as log, \
-            tqdm(total=batches.total_steps, initial=done, desc=desc, mininterval=5,
-                 disable=not accelerator.is_main_process) as bar:
+            Progress(desc, batches.total_steps, "step", done, enabled=accelerator.is_main_process) as progress:
         log.writelines(json.dumps(row) + "\n" for row in log_rows)  # the steps done before resuming
         for step, indices in enumerate(batches, start=1):
             if step <= done:
@@ -187,13 +191,15 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
             optimizer.zero_grad(set_to_none=True)
             losses.append(global_loss)
             rate = len(indices) / (time.perf_counter() - t0)
-            log_rows.append({"step": step, "loss": round(global_loss, 5), "lr": scheduler.get_last_lr()[0],
-                             "samples_per_s": round(rate, 1), "attempt": attempt})
+            step_lr = scheduler.get_last_lr()[0]
+            # total_steps and time: `tunebench status` reads a running job's step count and ETA here.
+            log_rows.append({"step": step, "total_steps": batches.total_steps, "loss": round(global_loss, 5),
+                             "lr": step_lr, "samples_per_s": round(rate, 1), "attempt": attempt,
+                             "time": round(time.time(), 2)})
             log.write(json.dumps(log_rows[-1]) + "\n")
             log.flush()
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            accelerator.log({"loss": global_loss, "lr": step_lr, "samples_per_s": rate}, step=step)
+            progress.update(1, {"loss": float(np.mean(losses[-10:])), "samples/s": round(rate, 1)})
             if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < batches.total_steps:
                 _save_checkpoint(checkpoint, accelerator, model, optimizer, scheduler, step, log_rows, losses)
     seconds = time.perf_counter() - start

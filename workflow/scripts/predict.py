@@ -2,10 +2,10 @@ import json
 
 import torch
 
-from tunebench import progress
+from tunebench import plan, progress
 from tunebench.stages import predict
 
-with progress.logged(snakemake.log[0]):
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     torch.set_num_threads(snakemake.threads)
     sets = snakemake.params.sets
     predict.predict(

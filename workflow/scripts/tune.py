@@ -3,7 +3,7 @@ import json
 from tunebench import plan, progress
 from tunebench.stages import tune
 
-with progress.logged(snakemake.log[0]):
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     job = json.loads(snakemake.params.job)
     tune.run(
         {
@@ -14,6 +14,7 @@ with progress.logged(snakemake.log[0]):
             "tuned_path": snakemake.output.tuned,
             "run_path": snakemake.output.run,
             "checkpoint_every": plan.checkpoint_every(snakemake.config),
+            "tracking": plan.tracking(snakemake.config),
         },
         processes=int(snakemake.resources.get("gpu", 0)),
         threads=snakemake.threads,
