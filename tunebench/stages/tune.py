@@ -28,11 +28,11 @@ from ..train.launch import accelerate_command, main_process_port
 def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, Path], tuned_path: Path,
          run_path: Path, checkpoint_every: int = 0, tracking: dict | None = None) -> None:
     """One tuning run; `job` is the plan's tune slice (model loading keys, the method's resolved
-    settings, how its tensors are saved, the replay sets); `tracking`: the experiment trackers it
-    logs to (`plan.tracking`). Writes the tuned tensors to `tuned_path`
+    settings, how its tensors are saved, the replay sets). Writes the tuned tensors to `tuned_path`
     (an adapter directory, or the selected weights as one safetensors file), then `run_path`
     (run.json), last: its presence means the run finished. A diverged run writes no tensors: an empty
-    placeholder stands at `tuned_path` and run.json says at which step the loss stopped being finite."""
+    placeholder stands at `tuned_path` and run.json says at which step the loss stopped being finite.
+    `tracking`: the experiment trackers the run logs to (`plan.tracking`), None for none."""
     settings, seed, dataset = dict(job["settings"]), job["seed"], job["dataset"]
     fam = families.family(job["load"]["family"])
     training.seed_everything(seed)
