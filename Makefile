@@ -1,5 +1,6 @@
 # `make run`: the embedded study end to end. `make beyond`: the same study with the methods beyond
-# the paper added (config/beyond.yaml). `make report`: its HTML report (after a run).
+# the paper added (config/beyond.yaml). `make report`: its HTML report (after a run; without one,
+# which cells are missing).
 # `make test`: the test suite. All create .venv if missing.
 PYTHON ?= python3
 VENV := .venv
@@ -27,7 +28,7 @@ beyond: $(BIN)/snakemake
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/beyond.yaml
 
 report: $(BIN)/snakemake
-	$(BIN)/snakemake --report report.html
+	$(BIN)/tunebench report
 
 test: $(BIN)/snakemake
 	$(BIN)/python -m pytest -q

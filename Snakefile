@@ -13,9 +13,6 @@ if not workflow.overwrite_configfiles:
 check_config_files(workflow.overwrite_configfiles or [])
 
 
-report: "workflow/report/workflow.rst"
-
-
 # The resolved plan (tunebench.plan): schema, names and every setting checked before any job runs.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
@@ -24,6 +21,9 @@ include: "workflow/rules/tune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+
+
+report: report_page()
 
 
 # Seconds-long steps run on the submit host, not as cluster jobs (and `prepare` may need the internet,
@@ -36,6 +36,7 @@ localrules:
     tables,
     tradeoff,
     figures,
+    landing,
 
 
 rule all:

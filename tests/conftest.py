@@ -1,5 +1,7 @@
+import shutil
+
 import pytest
-from workflow_helpers import snakemake, write_own_data
+from workflow_helpers import edited_small, snakemake, write_own_data
 
 from tunebench.data import world
 from tunebench.models import embedded
@@ -48,3 +50,21 @@ def study(tmp_path_factory):
     write_own_data(workdir)
     (workdir / "run.log").write_text(snakemake(workdir))
     return workdir, workdir / "results" / "small"
+
+
+@pytest.fixture(scope="session")
+def parallel_tuning(study, tmp_path_factory):
+    """Two tuning jobs of a copy of the finished small study, 60 steps each, run side by side by
+    Snakemake (--cores 2) with its output piped (not a terminal), printing a progress line at every
+    1% and logging to TensorBoard: (workdir, Snakemake's output, the tracking folder)."""
+    workdir = tmp_path_factory.mktemp("parallel")
+    shutil.copytree(study[0], workdir, dirs_exist_ok=True, symlinks=True)
+
+    def longer_runs_reported_often(config):
+        config["tuning"]["steps"] = 60
+        config["progress"] = {"percent": 1}
+        config["tracking"] = {"trackers": ["tensorboard"], "dir": str(workdir / "tracking")}
+
+    configfile = edited_small(workdir / "parallel.yaml", longer_runs_reported_often)
+    runs = [f"results/small/tune/tiny/{method}/big_count/seed0/run.json" for method in ("lora", "last")]
+    return workdir, snakemake(workdir, *runs, configfile=configfile), workdir / "tracking"

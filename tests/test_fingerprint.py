@@ -19,7 +19,9 @@ def test_each_stage_covers_the_modules_it_runs_and_no_other():
     assert {"tunebench.data.sources", "tunebench.data.formats", "tunebench.data.world"} <= closure("prepare")
     assert "tunebench.results.figures" in closure("report") and "tunebench.results.figures" not in closure("aggregate")
     # printing and recording shape no result
-    assert not {"tunebench.progress", "tunebench.provenance"} & set().union(*map(closure, fingerprint.STAGES))
+    assert not {"tunebench.progress", "tunebench.provenance", "tunebench.tracking"} & set().union(
+        *map(closure, fingerprint.STAGES))
+    assert {"tunebench.results.samples", "tunebench.results.landing"} <= closure("report")
 
 
 def test_imports_inside_functions_count():

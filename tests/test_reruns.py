@@ -10,7 +10,7 @@ from workflow_helpers import SMALL, copy_of_repo, planned_jobs, snakemake
 
 from tunebench.evaluation import metrics
 
-AFTER_CELLS = ["all", "cell", "figures", "tables", "tradeoff"]
+AFTER_CELLS = ["all", "cell", "figures", "landing", "tables", "tradeoff"]
 
 
 def rules(jobs) -> list[str]:
@@ -66,7 +66,7 @@ def test_a_plotting_code_change_redraws_only_the_figures(study, tmp_path):
         figures = repo / "tunebench" / "results" / "figures.py"
         figures.write_text(figures.read_text().replace("dpi=150", "dpi=120"))
 
-    assert rules(planned_with(study, tmp_path, change)) == ["all", "figures", "tradeoff"]
+    assert rules(planned_with(study, tmp_path, change)) == ["all", "figures", "landing", "tradeoff"]
 
 
 def test_a_tuning_code_change_reruns_tuning_and_what_follows_only(study, tmp_path):

@@ -25,8 +25,8 @@ from workflow_helpers import ROOT, SMALL, planned_jobs, write_own_data
 CLUSTER_JOBS = {"pretrain": 1, "predict_zeroshot": 5, "tune": 1, "tune_weights": 2, "predict_tuned": 3}
 TUNE_RULES = ("tune", "tune_weights")
 # The rest run on the submit host: the Snakefile's `localrules`.
-LIGHT_RULES = {"all", "prepare", "score", "cell", "tables", "tradeoff", "figures"}
-# The test cluster has no GPU and little memory: override the profile's requests (the README's recipe).
+LIGHT_RULES = {"all", "prepare", "score", "cell", "tables", "tradeoff", "figures", "landing"}
+# The test cluster has no GPU and little memory: override the profile's requests (docs/cluster.md's recipe).
 TEST_CLUSTER_RESOURCES = [*(f"{rule}:gpu=0" for rule in CLUSTER_JOBS),
                           *(f"{rule}:{setting}" for rule in TUNE_RULES for setting in ("mem_mb=1500", "runtime=10"))]
 

@@ -1,24 +1,40 @@
-"""`tunebench status` on the finished small study and on copies of it with failed, running and missing cells."""
+"""`tunebench status` on the finished small study and on copies of it with outdated, failed, running
+and missing cells."""
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from base64 import urlsafe_b64encode
 
 import polars as pl
 import pytest
 import yaml
-from workflow_helpers import ROOT, SMALL, snakemake
+from workflow_helpers import ROOT, SMALL, edited_small, snakemake
+
+
+def run_status(workdir, configfile=SMALL, *options, cwd=ROOT) -> str:
+    done = subprocess.run([sys.executable, "-m", "tunebench.cli", "status", "--configfile", str(configfile),
+                           "--directory", str(workdir), *options], capture_output=True, text=True, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def status(workdir, configfile=SMALL) -> dict[str, tuple[str, str]]:
     """method -> (state, detail), from the command's output."""
-    done = subprocess.run([sys.executable, "-m", "tunebench.cli", "status", "--configfile", str(configfile),
-                           "--directory", str(workdir)], capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    rows = [line.split(None, 4) for line in done.stdout.splitlines()[2:]]
+    rows = [line.split(None, 4) for line in run_status(workdir, configfile).splitlines()[2:]]
     return {r[1]: (r[3], r[4] if len(r) > 4 else "") for r in rows}
+
+
+def mark_running(workdir, output: str) -> None:
+    """What Snakemake records while a job runs: its output marked incomplete, the directory locked."""
+    (workdir / ".snakemake" / "incomplete" / urlsafe_b64encode(output.encode()).decode()).write_text("{}")
+    lock = workdir / ".snakemake" / "locks" / "0.output.lock"
+    lock.parent.mkdir(exist_ok=True)
+    lock.write_text(output)
 
 
 def test_a_finished_study_is_done_but_for_its_diverged_cell(study):
@@ -54,24 +70,65 @@ def test_failed_running_and_missing_cells(grown):
     assert cells["later"] == ("missing", "0/1 seeds tuned, 0/1 scored")
     assert cells["lora"][0] == cells["last"][0] == "done"
 
-    # A job under way: Snakemake holds a lock and marks the job's output incomplete.
+    # A tuning job under way, 39 of its 80 steps done at 0.5 s each: its step and ETA, from its train log.
     tune_dir = "results/small/tune/tiny/later/big_count/seed0"
     (workdir / tune_dir).mkdir(parents=True)
-    (workdir / ".snakemake" / "incomplete" / urlsafe_b64encode(tune_dir.encode()).decode()).write_text("{}")
-    lock = workdir / ".snakemake" / "locks" / "0.output.lock"
-    lock.parent.mkdir(exist_ok=True)
-    lock.write_text(tune_dir)
-    assert status(workdir, configfile)["later"] == ("running", f"writing {tune_dir}")
-    lock.unlink()  # the Snakemake process is gone: the job was interrupted
+    now = time.time()
+    rows = [{"step": step, "total_steps": 80, "loss": 1.0, "attempt": 0, "time": now - 0.5 * (39 - step)}
+            for step in range(1, 40)]
+    (workdir / tune_dir / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mark_running(workdir, tune_dir)
+    state, detail = status(workdir, configfile)["later"]
+    eta = re.fullmatch(r"tuning seed 0: step 39/80, ETA (\d+) s", detail)
+    assert state == "running" and eta and int(eta[1]) <= 41 * 0.5, detail  # less the time since its last step
+    (workdir / ".snakemake" / "locks" / "0.output.lock").unlink()  # Snakemake is gone: the job was interrupted
     state, detail = status(workdir, configfile)["later"]
     assert state == "failed" and "interrupted" in detail and "--rerun-incomplete" in detail
+
+
+def test_a_cell_aggregating_or_between_its_jobs_is_running(grown):
+    workdir, configfile = grown
+    cell = "results/small/cells/tiny/lora/big_count.json"
+    (workdir / cell).unlink()
+    mark_running(workdir, cell)
+    assert status(workdir, configfile)["lora"] == ("running", "aggregating")
+    for marker in (workdir / ".snakemake" / "incomplete").iterdir():
+        marker.unlink()
+    # Scored, its cell not started yet, the study running: not "missing".
+    assert status(workdir, configfile)["lora"] == ("running", "waiting for its next job: 1/1 seeds tuned, 1/1 scored")
+
+
+def test_changing_a_methods_lr_in_a_finished_study_makes_its_cell_outdated(study, tmp_path):
+    workdir, _ = study
+    changed = edited_small(tmp_path / "changed.yaml", lambda config: config["methods"]["last"].update(lr=5.0e-3))
+    cells = status(workdir, changed)
+    state, detail = cells["last"]
+    # Snakemake's own bookkeeping: the tuning run's params (its plan slice) changed, and what follows.
+    assert state == "outdated", detail
+    assert detail.startswith("params changed: results/small/tune/tiny/last/big_count/seed0/") and "(rule tune_weights)" in detail
+    assert re.search(r"; \d+ outputs to rebuild; as built: E -?\d", detail)
+    assert cells["lora"][0] == "done" and cells["boom"][0] == "failed"
+    assert status(workdir)["last"][0] == "done"  # the study's own config: nothing changed
+
+
+def test_json_for_scripts_from_any_directory(grown, tmp_path):
+    workdir, configfile = grown
+    shutil.copy(configfile, workdir / "study.yaml")  # a relative config path is looked up in the study too
+    report = json.loads(run_status(workdir, "study.yaml", "--json", cwd=tmp_path))
+    assert report["study"] == "small" and sum(report["counts"].values()) == len(report["cells"]) == 5
+    cells = {c["method"]: c for c in report["cells"]}
+    assert cells["lora"]["state"] == "done" and set(cells["lora"]["result"]["mean"]) == {"E", "F", "O"}
+    assert cells["later"]["state"] == "missing" and cells["later"]["result"] is None
+    assert report["counts"] == {"done": 2, "outdated": 0, "running": 0, "failed": 1, "missing": 2}
 
 
 def test_a_diverged_run_marks_its_cell_failed(grown):
     workdir, configfile = grown
     run_json = workdir / "results/small/tune/tiny/lora/big_count/seed0/run.json"
     run = json.loads(run_json.read_text())
+    built = run_json.stat()
     run_json.write_text(json.dumps({**run, "diverged": {"step": 3, "reason": "loss became nan at step 3"}}))
+    os.utime(run_json, ns=(built.st_atime_ns, built.st_mtime_ns))  # as if it had diverged then, not outdated
     state, detail = status(workdir, configfile)["lora"]
     assert state == "failed" and "seed 0 diverged at step 3" in detail
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import yaml
 from PIL import Image
-from workflow_helpers import ROOT, SMALL, copy_of_repo, planned_jobs, snakemake
+from workflow_helpers import ROOT, SMALL, copy_of_repo, edited_small, planned_jobs, snakemake
 
 
 def test_the_table_holds_every_cell(study):
@@ -84,20 +84,17 @@ def test_the_paper_grid_plans_without_weights_or_data(tmp_path):
     # 2 models x 5 methods (2 adapter, 3 weight) x 6 downstream sets x 1 seed; 6 train + 12 test splits;
     # zero-shot per model and eval set; no pretraining
     assert counts == {"prepare": 18, "predict_zeroshot": 24, "tune": 24, "tune_weights": 36, "predict_tuned": 60,
-                      "score": 84, "cell": 60, "figures": 2, "tables": 2, "tradeoff": 2, "all": 1}
+                      "score": 84, "cell": 60, "figures": 2, "tables": 2, "tradeoff": 2, "landing": 1, "all": 1}
     assert {w["model"] for r, w in jobs if r == "tune"} == {"llava_ov_7b", "vila_3b"}
     assert not any(r == "prepare" and w["split"] == "train" and w["name"] in ("mme", "gqa") for r, w in jobs)
 
 
 def test_changing_one_methods_lr_reruns_only_that_method(study, tmp_path):
     workdir, _ = study
-    config = yaml.safe_load(SMALL.read_text())
-    config["methods"]["last"]["lr"] = 5.0e-3
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed = edited_small(tmp_path / "changed.yaml", lambda config: config["methods"]["last"].update(lr=5.0e-3))
     jobs = planned_jobs(snakemake(workdir, "-n", configfile=changed))
     rules = sorted(rule for rule, _ in jobs)
-    assert rules == ["all", "cell", "figures", "predict_tuned", "score", "tables", "tradeoff", "tune_weights"]
+    assert rules == ["all", "cell", "figures", "landing", "predict_tuned", "score", "tables", "tradeoff", "tune_weights"]
     for rule, wildcards in jobs:
         if rule in {"tune_weights", "predict_tuned", "cell"}:
             assert wildcards["method"] == "last"
@@ -156,8 +153,9 @@ def test_adding_a_method_and_a_dataset_runs_only_the_new_cells(study, tmp_path):
             assert new(w), (rule, w)
         if rule in {"prepare", "predict_zeroshot"}:
             assert w["name"] == "big_colour", (rule, w)
-    assert sorted({rule for rule, _ in jobs}) == ["all", "cell", "figures", "predict_tuned", "predict_zeroshot",
-                                                  "prepare", "score", "tables", "tradeoff", "tune", "tune_weights"]
+    assert sorted({rule for rule, _ in jobs}) == ["all", "cell", "figures", "landing", "predict_tuned",
+                                                  "predict_zeroshot", "prepare", "score", "tables", "tradeoff", "tune",
+                                                  "tune_weights"]
     # top on both downstream sets, the three old methods on big_colour; no old cell again
     assert len([1 for rule, _ in jobs if rule == "cell"]) == 5
 

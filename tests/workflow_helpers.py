@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from tunebench import plan as study_plan
 from tunebench.data import world
 
@@ -45,6 +47,14 @@ def write_own_data(workdir: Path) -> Path:
                          "answer": r["answers"][0]})
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return folder
+
+
+def edited_small(path: Path, edit) -> Path:
+    """small.yaml after `edit(config)`, written to `path`."""
+    config = yaml.safe_load(SMALL.read_text())
+    edit(config)
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path = SMALL, root: Path = ROOT, check: bool = True,

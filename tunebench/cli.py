@@ -1,6 +1,7 @@
 """The `tunebench` command.
 
-- `tunebench status`: which cells of a study are done, running, failed or missing.
+- `tunebench status`: which cells of a study are done, outdated, running, failed or missing.
+- `tunebench report`: the study's HTML report (`snakemake --report`), or why there is none yet.
 - `tunebench prepare`: one dataset split as the workflow prepares it (Parquet + manifest).
 - `tunebench score`: a predictions file scored by the dataset's protocol (the metrics JSON), e.g.
   another tool's outputs.
@@ -22,7 +23,35 @@ from .results import status
 
 
 def run_status(args, plan) -> None:
-    sys.stdout.write(status.render(plan, status.study_status(args.directory, plan)))
+    cells = status.study_status(args.directory, plan, args.configfile, args.snakefile)
+    if args.json:
+        print(json.dumps(status.as_json(plan, cells), indent=1))
+    else:
+        sys.stdout.write(status.render(plan, cells))
+
+
+def run_report(args, plan) -> int:
+    """The report of a finished study; for an unfinished one, which cells are not built, and no report."""
+    cells = status.study_status(args.directory, plan, args.configfile, args.snakefile)
+    directory = Path(args.directory)
+    unbuilt = [c for c in cells if not (directory / plan.cell_path(c.model, c.method, c.dataset)).exists()]
+    pages = [p for p in plan.all_outputs() if not (directory / p).exists()]  # tables, figures, front page
+    if unbuilt or pages:
+        print(f"tunebench report: study {plan.study} is unfinished, so there is no report yet: "
+              f"{len(unbuilt)} of {len(cells)} cells and {len(pages)} of its tables and figures are not built",
+              file=sys.stderr)
+        for c in unbuilt:
+            print(f"  {c.model}/{c.method}/{c.dataset}: {c.state}: {c.detail}", file=sys.stderr)
+        print("Finish the study (the snakemake command that started it), then run this again.", file=sys.stderr)
+        return 1
+    for c in cells:
+        if c.state == "outdated":
+            print(f"tunebench report: {c.model}/{c.method}/{c.dataset} is outdated; the report shows it as built "
+                  f"({c.detail})", file=sys.stderr)
+    out = Path(args.out).resolve()
+    status.snakemake(directory, args.configfile, ["--report", str(out)], args.snakefile)
+    print(f"{out}: the report of study {plan.study} ({len(cells)} cells)")
+    return 0
 
 
 def run_prepare(args, plan) -> None:
@@ -52,8 +81,15 @@ def parser() -> argparse.ArgumentParser:
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = main_parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("status", help="print the state of every cell of a study")
-    show.add_argument("--directory", default=".", help="the working directory snakemake ran in")
-    show.set_defaults(run=run_status, reported=())
+    show.add_argument("--json", action="store_true", help="print it as JSON (counts, and per cell its state, "
+                                                          "detail, result and what runs)")
+    show.set_defaults(run=run_status, reported=(RuntimeError,))
+    build = commands.add_parser("report", help="build the study's HTML report, or say which cells it still lacks")
+    build.add_argument("--out", default="report.html", help="the report's file (.html; .zip keeps files as files)")
+    build.set_defaults(run=run_report, reported=(RuntimeError,))
+    for command in (show, build):
+        command.add_argument("--directory", default=".", help="the working directory snakemake ran in")
+        command.add_argument("--snakefile", default=str(status.SNAKEFILE), help="the workflow the study ran")
     prep = commands.add_parser("prepare", help="write one dataset split as Parquet and its manifest")
     prep.add_argument("--dataset", required=True, help="a datasets entry of the config")
     prep.add_argument("--split", default="test", choices=sources.SPLITS)
@@ -65,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     rate.add_argument("--test", required=True, help="the prepared test split (tunebench prepare: <out>/test.parquet)")
     rate.add_argument("--out", help="where the metrics JSON goes (default: <predictions>.scores.json)")
     rate.set_defaults(run=run_score, reported=REPORTED)
-    for command in (show, prep, rate):
+    for command in (show, build, prep, rate):
         command.add_argument("--configfile", nargs="+", default=["config/config.yaml"],
                              help="the study's config files, as given to snakemake (later ones override keys)")
     return main_parser
@@ -74,7 +110,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # A relative config path: from here, else from the study's working directory.
-    files = [f if Path(f).exists() or args.command != "status" else Path(args.directory) / f for f in args.configfile]
+    in_study = args.command in ("status", "report")
+    files = [Path(f) if Path(f).exists() or not in_study else Path(args.directory) / f for f in args.configfile]
+    args.configfile = [f.resolve() for f in files]  # status and report hand them to snakemake, run elsewhere
     try:
         plan = study_plan.load(*files)
     except (OSError, ConfigError) as err:
@@ -85,11 +123,10 @@ def main(argv: list[str] | None = None) -> int:
               f"it has {sorted(plan.config['datasets'])}", file=sys.stderr)
         return 2
     try:
-        args.run(args, plan)
+        return args.run(args, plan) or 0
     except args.reported as err:
         print(f"tunebench {args.command}: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ through their outputs, everything after them).
 A stage's fingerprint covers the import closure of its module inside the package, found by reading
 the code (imports inside functions included), over normalised code: the syntax tree without
 docstrings, so comments, docstrings and formatting change nothing. Modules that only print or
-record (progress lines, provenance) are left out. Light: parses source files, imports nothing.
+record (progress lines, provenance, experiment trackers) are left out. Light: parses source files, imports nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pathlib import Path
 
 PACKAGE = "tunebench"
 ROOT = Path(__file__).resolve().parent
-# Shape no output: what a job prints when it ends, and the provenance it records beside its results.
-UNTRACKED = frozenset({"tunebench.progress", "tunebench.provenance"})
+# Shape no output: what a job prints, the provenance it records beside its results, and the
+# experiment trackers it logs to.
+UNTRACKED = frozenset({"tunebench.progress", "tunebench.provenance", "tunebench.tracking"})
 
 
 def module_path(module: str) -> Path | None:

@@ -46,4 +46,10 @@ def table_outputs(root: str, model: str) -> dict[str, str]:
 def report_outputs(root: str, model: str) -> dict[str, str]:
     """The figures and pages only the report shows."""
     folder = f"{root}/report/{model}"
-    return {"scores": f"{folder}/scores.png", "loss": f"{folder}/loss", "cells": f"{folder}/cells.html"}
+    return {"scores": f"{folder}/scores.png", "loss_sets": f"{folder}/loss_by_set", "loss": f"{folder}/loss",
+            "cells": f"{folder}/cells.html", "predictions": f"{folder}/predictions.html"}
+
+
+def landing(root: str) -> str:
+    """The report's front page (reStructuredText), every model's results."""
+    return f"{root}/report/landing.rst"

@@ -161,7 +161,7 @@ class Plan:
     def all_outputs(self) -> list[str]:
         return [p for model in self.models for outputs in (paths.table_outputs(self.root, model),
                                                             paths.report_outputs(self.root, model))
-                for p in outputs.values()]
+                for p in outputs.values()] + [paths.landing(self.root)]
 
     # ---- each rule's slice ---------------------------------------------------------------
 
@@ -233,8 +233,20 @@ class Plan:
         return {"model": model, "title": self.title(model), "seeds": self.seeds,
                 "train_logs": {f"{m}/{d}": {str(s): f"{self.run_dir(model, m, d, s)}/train_log.jsonl"
                                             for s in self.seeds}
-                               for m in self.methods for d in self.downstream}}
+                               for m in self.methods for d in self.downstream},
+                "samples": self.sample_files(model), "scoring": self.score_job(self.downstream + self.upstream)}
 
+    def sample_files(self, model: str) -> dict[str, dict[str, dict[str, str]]]:
+        """Per cell (`<method>/<dataset>`) and eval set: its test split and the first seed's zero-shot
+        and tuned predictions, which the report samples."""
+        seed = self.seeds[0]
+        return {f"{m}/{d}": {name: {"test": self.data(name, "test"),
+                                    "zeroshot": self.predictions(model, ZEROSHOT, name, seed)[0], "tuned": tuned}
+                             for name, tuned in zip(self.eval_sets(m, d), self.predictions(model, m, d, seed))}
+                for m in self.methods for d in self.downstream}
+
+    def landing_job(self) -> dict:
+        return {"study": self.study, "models": self.models, "downstream": self.downstream}
 
 
 def build(config: dict) -> Plan:
@@ -246,8 +258,17 @@ def load(*config_files: str | Path) -> Plan:
     return Plan(study_config.load(*config_files))
 
 
+# How a job runs or reports, not what it computes: never a rerun trigger, so no slice holds them; a
+# job reads them from the validated config Snakemake hands every script.
+
 def job_control(config: dict, model: str) -> dict:
-    """How a model job runs, not what it computes (how often it checkpoints, how many processes run
-    the processor ahead of the model), so never a rerun trigger: a job reads it from the validated
-    config Snakemake hands every script."""
-    return {"checkpoint_every": config["checkpoint_every"], "num_workers": config["models"][model]["num_workers"]}
+    """How a model job runs: how often it checkpoints, how many processes run the processor ahead of
+    the model, and the experiment trackers a tuning run logs to (`tunebench.tracking`; None when off)."""
+    spec = config["tracking"]
+    return {"checkpoint_every": config["checkpoint_every"], "num_workers": config["models"][model]["num_workers"],
+            "tracking": {**spec, "study": config["study"]} if spec["trackers"] else None}
+
+
+def progress(config: dict) -> dict:
+    """How often a job off a terminal prints a progress line (`tunebench.progress.logged`)."""
+    return config["progress"]

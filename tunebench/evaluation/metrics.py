@@ -65,6 +65,8 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 
+from ..progress import dropping_lines
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -423,6 +425,9 @@ def ptb_like_tokenize(caption: str) -> str:
     return " ".join(t for t in tokens if t not in _PTB_DROPPED)
 
 
+_PTB_THROUGHPUT = re.compile(r"^PTBTokenizer tokenized \d+ tokens at [\d.]+ tokens per second\.$")
+
+
 def java_available() -> bool:
     return shutil.which("java") is not None
 
@@ -446,7 +451,9 @@ def tokenize_captions(
         return {key: [ptb_like_tokenize(c) for c in caps] for key, caps in cleaned.items()}
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    return PTBTokenizer().tokenize({key: [{"caption": c} for c in caps] for key, caps in cleaned.items()})
+    # Its java prints a throughput line to stderr on every call; anything else it prints still shows.
+    with dropping_lines(_PTB_THROUGHPUT):
+        return PTBTokenizer().tokenize({key: [{"caption": c} for c in caps] for key, caps in cleaned.items()})
 
 
 def cider_score(samples: list[Sample], use_java: bool | None = None) -> dict[str, float]:

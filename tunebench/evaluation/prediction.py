@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from tqdm import tqdm
 
 from ..data.records import InMemory
 from ..models.inputs import Batched
+from ..progress import Progress
 from ..train.memory import Halving
 
 MAX_NEW_TOKENS = {"caption": 32, "vqa": 8, "exact": 8, "yesno": 4, "choice": 4}
@@ -64,12 +64,11 @@ def generate(model, processor, records, batch_size: int | Halving, max_new_token
         parts = [batch] if n >= len(indices) else [data[indices[j:j + n]] for j in range(0, len(indices), n)]
         return [text for part in parts for text in _answer(model, tokenizer, part, max_new_tokens)]
 
-    with tqdm(total=len(data) // state.num_processes, desc=desc, mininterval=5,
-              disable=not state.is_main_process) as bar:
+    with Progress(desc, len(data) // state.num_processes, "answer", enabled=state.is_main_process) as progress:
         while todo:
             for k, (indices, batch) in enumerate(zip(todo, data.loader(todo, num_workers))):
                 answers.update(zip(indices, size.run(lambda n: answer(indices, batch, n), f"{desc}, batch of {len(indices)}")))
-                bar.update(len(indices))
+                progress.update(len(indices))
                 if size.size < len(indices):  # halved: the rest in batches of the new size, from a new loader
                     todo = [b[j:j + size.size] for b in todo[k + 1:] for j in range(0, len(b), size.size)]
                     break

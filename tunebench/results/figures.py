@@ -1,6 +1,6 @@
 """The figures: the E-vs-F trade-off plot of a model's methods, and what `snakemake --report` shows
-beyond the tables (zero-shot vs tuned scores, training loss per cell, a page of every cell's costs
-and provenance). Matplotlib is imported only when a figure is drawn."""
+beyond the tables (zero-shot vs tuned scores, training loss per downstream set and per cell, a page
+of every cell's costs and provenance). Matplotlib is imported only when a figure is drawn."""
 
 from __future__ import annotations
 
@@ -108,15 +108,61 @@ def score_bars(cells: list[dict], out_png: Path, title: str) -> Path:
     return save(fig, out_png)
 
 
+def _seed_curves(cell: dict, logs: dict) -> dict[str, list[dict]]:
+    """Each seed's train log rows (a diverged seed's, up to where it stopped)."""
+    return {str(seed): read_jsonl(path) for seed, path in logs[(cell["method"], cell["dataset"])].items()
+            if Path(path).exists()}
+
+
+def loss_by_set(cells: list[dict], logs: dict[tuple[str, str], dict], out_dir: Path) -> list[Path]:
+    """One PNG per downstream set, `<dataset>.png` (see `loss_set_figure`)."""
+    return [save(loss_set_figure(cells, logs, dataset), Path(out_dir) / f"{dataset}.png")
+            for dataset in dict.fromkeys(c["dataset"] for c in cells)]
+
+
+def loss_set_figure(cells: list[dict], logs: dict[tuple[str, str], dict], dataset: str):
+    """Every method's training loss per step on one downstream set, overlaid: the mean over its
+    seeds, with a band from the lowest to the highest seed when there are several."""
+    import numpy as np
+
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    colours = dict(zip(methods, _colours(len(methods))))  # a method keeps its colour in every figure
+    fig = figure(7.0, 4.0)
+    ax = fig.add_subplot()
+    for cell in (c for c in cells if c["dataset"] == dataset):
+        curves = [rows for rows in _seed_curves(cell, logs).values() if rows]
+        if not curves:
+            continue
+        steps = min(len(rows) for rows in curves)  # a diverged seed stops early
+        losses = np.array([[r["loss"] for r in rows[:steps]] for rows in curves])
+        xs = [r["step"] for r in curves[0][:steps]]
+        diverged = any("diverged" in s for s in cell["seeds"].values())
+        colour = colours[cell["method"]]
+        ax.plot(xs, losses.mean(0), color=colour, linewidth=1.3, label=cell["method"] + (" (diverged)" if diverged else ""))
+        if len(curves) > 1:
+            ax.fill_between(xs, losses.min(0), losses.max(0), color=colour, alpha=0.15, linewidth=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (mean over seeds)")
+    ax.set_title(f"{cells[0]['model']}: tuned on {dataset}", fontsize=10)
+    ax.legend(fontsize=7, ncols=2 if len(methods) > 8 else 1, loc="upper right")
+    return fig
+
+
+def _colours(n: int) -> list:
+    """Distinct colours for n lines: matplotlib's ten, then tab20's twenty."""
+    from matplotlib import colormaps
+
+    return [f"C{i}" for i in range(n)] if n <= 10 else [colormaps["tab20"](i % 20) for i in range(n)]
+
+
 def loss_curves(cells: list[dict], logs: dict[tuple[str, str], dict], out_dir: Path) -> list[Path]:
     """One PNG per cell, `<method>/<dataset>.png`: training loss per step, one line per seed."""
     written = []
     for cell in cells:
         fig = figure(5.0, 3.2)
         ax = fig.add_subplot()
-        for seed, path in logs[(cell["method"], cell["dataset"])].items():
-            steps = read_jsonl(path)
-            diverged = cell["seeds"].get(str(seed), {}).get("diverged")
+        for seed, steps in _seed_curves(cell, logs).items():
+            diverged = cell["seeds"].get(seed, {}).get("diverged")
             ax.plot([s["step"] for s in steps], [s["loss"] for s in steps],
                     label=f"seed {seed}" + (" (diverged)" if diverged else ""))
         ax.set_xlabel("step")

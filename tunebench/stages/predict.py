@@ -25,7 +25,10 @@ def predict(job: dict, base: str | Path, tuned: Path | None, run_path: Path | No
     `control` how the job runs (data-loading workers). A diverged run gets empty predictions files:
     there is no model to ask, and scoring reports it from run.json. What the job did (batch size,
     halvings, processes, peak memory) goes to run.json beside the predictions."""
-    run = "/".join(Path(run_path).parent.parts[-4:]) if run_path else f"{job['model']}/zero-shot/{Path(base).name}"
+    # Named as its outputs are, predictions/<model>/<method>/<dataset>/seed<s>/<set>.jsonl
+    # (a WiSE-FT method predicts from another method's run).
+    model_name, method, dataset, seed = Path(next(iter(outputs.values()))).parts[-5:-1]
+    run = f"{model_name}/{method}/{dataset} seed {seed.removeprefix('seed')}"
     if run_path is not None and read_json(run_path)["diverged"]:
         for path in outputs.values():
             write_jsonl([], path)
@@ -38,7 +41,7 @@ def predict(job: dict, base: str | Path, tuned: Path | None, run_path: Path | No
     samples = 0
     for name, path in test_paths.items():
         rows = prediction.predict(model, processor, records.FromParquet(path), batch, job["max_new_tokens"][name],
-                                  desc=f"predict {name}", num_workers=control["num_workers"])
+                                  desc=f"predict {run} on {name}", num_workers=control["num_workers"])
         if state.is_main_process:
             write_jsonl(rows, outputs[name])
         samples += len(rows)

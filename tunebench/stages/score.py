@@ -14,7 +14,8 @@ def score_run(job: dict, predictions: dict[str, Path], tests: dict[str, Path], o
     """Scores of one run on each of its eval sets; `job` maps each set to its metric and primary key.
     A diverged tuning run (per its run.json) has none, and its scores file says so."""
     run = read_json(run_path) if run_path else {}
-    name = f"score {'/'.join(Path(out).parts[-4:-1])} {Path(out).stem}"
+    *_, model, method, dataset, seed = Path(out).with_suffix("").parts  # scores/<model>/<run>/<dataset>/seed<s>.json
+    name = f"score {model}/{method}/{dataset} seed {seed.removeprefix('seed')}"
     if run.get("diverged"):
         write_json({"diverged": run["diverged"]}, out)
         progress.scored(name, None, run["diverged"])

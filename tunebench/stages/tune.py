@@ -16,6 +16,7 @@ from ..methods.weights import save_tuned, tensors_to_save
 from ..models import families, inputs
 from ..models.loading import load_base
 from ..provenance import environment
+from ..tracking import finish_trackers, run_hyperparameters, run_trackers
 from ..train import batches as batching
 from ..train import loop as training
 from ..train.launch import run_stage, stage_main
@@ -26,7 +27,7 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
          run_path: Path, control: dict) -> None:
     """One tuning run; `job` is the plan's tune slice (model loading keys, the method's resolved
     settings, micro-batch and sharding, how its tensors are saved, the replay sets); `control` how
-    the job runs (checkpoints, data-loading workers). Writes the tuned tensors to `tuned_path` (an
+    the job runs (checkpoints, data-loading workers, the experiment trackers it logs to). Writes the tuned tensors to `tuned_path` (an
     adapter directory, or the selected weights as one safetensors file), then `run_path` (run.json),
     last: its presence means the run finished. A diverged run writes no tensors: an empty
     placeholder stands at `tuned_path` and run.json says at which step the loss stopped being finite."""
@@ -62,6 +63,8 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
         batches = batching.LengthGrouped(batches, data.lengths(), settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
     diverged = None
+    tracking = control["tracking"]
+    trackers = run_trackers(tracking, job)
     try:
         stats = training.train(model, data, batches, settings["lr"], settings["warmup"], run_dir / "train_log.jsonl",
                                max_grad_norm=settings["max_grad_norm"], weight_decay=settings["weight_decay"],
@@ -69,10 +72,12 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
                                micro_batch_size=job["micro_batch_size"], distributed=job["distributed"],
                                num_workers=control["num_workers"],
                                desc=f"tune {job['model']}/{job['method']}/{dataset} seed {seed}",
-                               checkpoint=checkpoint, checkpoint_every=control["checkpoint_every"])
+                               checkpoint=checkpoint, checkpoint_every=control["checkpoint_every"], trackers=trackers,
+                               hyperparameters=run_hyperparameters(job, tracking["study"]) if trackers else None)
     except training.Diverged as err:
         diverged = {"step": err.step, "reason": str(err)}
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}
+    finish_trackers(trackers)
     # The trainable set is checked again after training: nothing may have been unfrozen on the way.
     methods.check_trainable(model, expected, settings["kind"])
     # whole, gathered from every process's shard (all take part; the main process keeps them)

@@ -30,11 +30,11 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
-from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from ..files import atomic_write
 from ..models.inputs import Batched
+from ..progress import Progress
 from . import sharding
 from .memory import Halving, peak_memory_mb, peak_rss_mb
 
@@ -217,7 +217,7 @@ class _Run:
 def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path, max_grad_norm: float = 1.0,
           weight_decay: float = 0.0, desc: str = "train", checkpoint: Path | None = None, checkpoint_every: int = 0,
           precision: str = "fp32", gradient_checkpointing: bool = False, micro_batch_size: int | None = None,
-          num_workers: int = 0, distributed: str = "ddp") -> dict:
+          num_workers: int = 0, distributed: str = "ddp", trackers: list = (), hyperparameters: dict | None = None) -> dict:
     """Optimise the model's trainable parameters; returns what the run really did. `precision`
     bf16/fp16 autocasts the forward pass (weights and optimizer state stay fp32).
 
@@ -229,7 +229,8 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
     With `checkpoint` and `checkpoint_every`, the state is saved every that many optimizer steps
     and a rerun resumes from it: the batch sequence is redrawn from its seed and the steps already
     done are skipped, so an interrupted run ends where an uninterrupted one does. The caller removes
-    the checkpoint once the run's outputs are written.
+    the checkpoint once the run's outputs are written. `trackers` (tunebench.tracking) get every
+    step's loss, lr and samples/s, and `hyperparameters`.
     """
     if distributed not in sharding.MODES:
         raise ValueError(f"distributed: {distributed!r} is not one of {sharding.MODES}")
@@ -237,7 +238,10 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
     # cpu=True without CUDA: accelerate only takes processes started by `accelerate launch` as
     # data-parallel (gloo) on CPU when told so; on one process it changes nothing.
     sharded = distributed == "fsdp" and PartialState(cpu=cpu).num_processes > 1
-    accelerator = Accelerator(cpu=cpu, mixed_precision="no" if sharded else MIXED_PRECISION[precision])
+    accelerator = Accelerator(cpu=cpu, mixed_precision="no" if sharded else MIXED_PRECISION[precision],
+                              log_with=list(trackers) or None)
+    if trackers:
+        accelerator.init_trackers(desc, config=hyperparameters)
     if gradient_checkpointing:  # recompute activations in backward: memory for compute
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if sharded:
@@ -269,8 +273,7 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
     start = time.perf_counter()
     # One process writes the log; the others write nowhere.
     with open(log_path if accelerator.is_main_process else os.devnull, "w") as log, \
-            tqdm(total=len(steps), initial=done, desc=desc, mininterval=5,
-                 disable=not accelerator.is_main_process) as bar:
+            Progress(desc, len(steps), "step", done, enabled=accelerator.is_main_process) as progress:
         log.writelines(json.dumps(row) + "\n" for row in log_rows)  # the steps done before resuming
         for step in range(done + 1, len(steps) + 1):
             t0 = time.perf_counter()
@@ -283,13 +286,14 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
             run.update()
             losses.append(loss)
             rate = len(steps[step - 1]) / (time.perf_counter() - t0)
-            log_rows.append({"step": step, "loss": round(loss, 5), "lr": scheduler.get_last_lr()[0],
-                             "samples_per_s": round(rate, 1), "attempt": attempt})
+            step_lr = scheduler.get_last_lr()[0]
+            # total_steps and time: `tunebench status` reads a running job's step count and ETA here.
+            log_rows.append({"step": step, "total_steps": len(steps), "loss": round(loss, 5), "lr": step_lr,
+                             "samples_per_s": round(rate, 1), "attempt": attempt, "time": round(time.time(), 2)})
             log.write(json.dumps(log_rows[-1]) + "\n")
             log.flush()
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            accelerator.log({"loss": loss, "lr": step_lr, "samples_per_s": rate}, step=step)
+            progress.update(1, {"loss": float(np.mean(losses[-10:])), "samples/s": round(rate, 1)})
             if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < len(steps):
                 run.save(checkpoint, step, log_rows, losses)
     seconds = time.perf_counter() - start

@@ -1,10 +1,15 @@
 import re
+from pathlib import Path
 
-from tunebench import paths, plan
+from tunebench import paths, plan, progress, study_progress
 from tunebench.fingerprint import code_fingerprint
 
 # The one interpretation of the config: every rule below reads this plan, never the raw config.
 PLAN = plan.build(config)
+# Every job inherits the libraries' quiet settings; the main process prints study-level progress.
+progress.quiet_libraries()
+if workflow.is_main_process:
+    study_progress.follow(PLAN.study)
 R = PLAN.root
 MODELS, METHODS, SEEDS = PLAN.models, PLAN.methods, PLAN.seeds
 UPSTREAM, DOWNSTREAM = PLAN.upstream, PLAN.downstream
@@ -41,6 +46,15 @@ def cell_data(w):
         + replay
         + [PLAN.data(name, "test") for name in [w.dataset] + UPSTREAM]
     )
+
+
+def report_page():
+    """What `snakemake --report` opens on: the study's results once every cell and the front page
+    (rule `landing`) are built, else a page saying the study is unfinished."""
+    landing = Path(paths.landing(R)).resolve()
+    cells = [Path(p) for m in MODELS for p in PLAN.cell_paths(m)]
+    finished = landing.exists() and all(p.exists() for p in cells)
+    return str(landing) if finished else "workflow/report/unfinished.rst"
 
 
 def table_report(path, caption, category, kind):

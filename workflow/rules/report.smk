@@ -25,7 +25,8 @@ rule tradeoff:
 
 rule figures:
     """What only `snakemake --report` shows for one model: zero-shot vs tuned scores per dataset, the
-    training loss of every cell, and every cell's costs and provenance."""
+    training loss per downstream set and per cell, every cell's costs and provenance, and a sample
+    of every cell's answers."""
     input:
         cells=lambda w: PLAN.cell_paths(w.model),
         runs=lambda w: sorted(
@@ -36,6 +37,14 @@ rule figures:
                 for s in SEEDS
             }
         ),
+        samples=lambda w: sorted(
+            {
+                path
+                for sets in PLAN.sample_files(w.model).values()
+                for files in sets.values()
+                for path in files.values()
+            }
+        ),
     output:
         scores=report(
             FIGURES["scores"],
@@ -43,17 +52,32 @@ rule figures:
             category="Scores",
             labels={"model": "{model}"},
         ),
+        loss_sets=report(
+            directory(FIGURES["loss_sets"]),
+            patterns=["{dataset}.png"],
+            caption="../report/loss_by_set.rst",
+            category="Training loss",
+            subcategory="per downstream set",
+            labels={"model": "{model}", "dataset": "{dataset}"},
+        ),
         loss=report(
             directory(FIGURES["loss"]),
             patterns=["{method}/{dataset}.png"],
             caption="../report/loss.rst",
             category="Training loss",
+            subcategory="per cell",
             labels={"model": "{model}", "method": "{method}", "dataset": "{dataset}"},
         ),
         cells=report(
             FIGURES["cells"],
             caption="../report/cells.rst",
             category="Cells",
+            labels={"model": "{model}"},
+        ),
+        predictions=report(
+            FIGURES["predictions"],
+            caption="../report/predictions.rst",
+            category="Predictions",
             labels={"model": "{model}"},
         ),
     log:
@@ -67,3 +91,23 @@ rule figures:
         code=code_fingerprint("report"),
     script:
         "../scripts/figures.py"
+
+
+rule landing:
+    """The report's front page: every model's table, trade-off plot and training loss per
+    downstream set (the Snakefile's `report:` once it exists)."""
+    input:
+        tables=[paths.table_outputs(R, m)["html"] for m in MODELS],
+        plots=[paths.table_outputs(R, m)["plot"] for m in MODELS],
+        loss=[paths.report_outputs(R, m)["loss_sets"] for m in MODELS],
+    output:
+        paths.landing(R),
+    log:
+        log("landing", PLAN.study),
+    conda:
+        ENV
+    params:
+        job=canonical(PLAN.landing_job()),
+        code=code_fingerprint("report"),
+    script:
+        "../scripts/landing.py"

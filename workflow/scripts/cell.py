@@ -1,9 +1,9 @@
 import json
 
-from tunebench import progress
+from tunebench import plan, progress
 from tunebench.stages import aggregate
 
-with progress.logged(snakemake.log[0]):
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     job = json.loads(snakemake.params.job)
     seeds = job["seeds"]
     per_seed = len(snakemake.input.base_scores) // len(seeds)  # zero-shot scores: one file per eval set

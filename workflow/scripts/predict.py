@@ -3,7 +3,7 @@ import json
 from tunebench import plan, progress
 from tunebench.stages import predict
 
-with progress.logged(snakemake.log[0]):
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     sets = snakemake.params.sets
     job = json.loads(snakemake.params.job)
     predict.run(

@@ -1,9 +1,9 @@
 import json
 
-from tunebench import progress
+from tunebench import plan, progress
 from tunebench.stages import score
 
-with progress.logged(snakemake.log[0]):
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     sets = snakemake.params.sets
     score.score_run(
         json.loads(snakemake.params.job),

@@ -1,7 +1,7 @@
 import json
 
-from tunebench import progress
+from tunebench import plan, progress
 from tunebench.stages import aggregate
 
-with progress.logged(snakemake.log[0]):
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     aggregate.tables(json.loads(snakemake.params.job), snakemake.input.cells, dict(snakemake.output.items()))

@@ -1,5 +1,5 @@
-from tunebench import progress
+from tunebench import plan, progress
 from tunebench.stages import report
 
-with progress.logged(snakemake.log[0]):
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     report.tradeoff(snakemake.params.title, snakemake.input.cells, snakemake.output[0])

@@ -3,7 +3,7 @@ import json
 from tunebench import plan, progress
 from tunebench.stages import tune
 
-with progress.logged(snakemake.log[0]):
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     job = json.loads(snakemake.params.job)
     tune.run(
         {

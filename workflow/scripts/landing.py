@@ -1,0 +1,13 @@
+import json
+
+from tunebench import plan, progress
+from tunebench.stages import report
+
+with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
+    report.landing_page(
+        json.loads(snakemake.params.job),
+        snakemake.input.tables,
+        snakemake.input.plots,
+        snakemake.input.loss,
+        snakemake.output[0],
+    )
