@@ -7,6 +7,7 @@ The schema catches unknown keys and wrong types; `validate` adds the checks a sc
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import jsonschema
@@ -42,7 +43,7 @@ def _filling_defaults(validator_class):
         if isinstance(instance, dict):
             for name, sub in props.items():
                 if "default" in sub:
-                    instance.setdefault(name, sub["default"])
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))  # never the schema's own object
         yield from check_properties(validator, props, instance, schema_node)
 
     return jsonschema.validators.extend(validator_class, {"properties": properties})
