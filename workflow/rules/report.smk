@@ -6,12 +6,13 @@ rule tradeoff:
     input:
         cells=lambda w: PLAN.cell_paths(w.model),
     output:
-        report(
+        png=report(
             TABLES["plot"],
             caption="../report/tradeoff.rst",
             category="Trade-off",
             labels={"model": "{model}", "file": "E vs F"},
         ),
+        svg=TABLES["plot_svg"],
     log:
         log("tradeoff", "{model}"),
     conda:
@@ -43,6 +44,7 @@ rule figures:
             category="Scores",
             labels={"model": "{model}"},
         ),
+        scores_svg=FIGURES["scores_svg"],
         loss=report(
             directory(FIGURES["loss"]),
             patterns=["{method}/{dataset}.png"],
