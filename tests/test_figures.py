@@ -132,3 +132,9 @@ def test_each_sweep_draws_one_curve_through_its_methods_in_sweep_order():
     assert len(curves) == 1  # the sweep's, not lora's
     assert list(curves[0].get_xdata()) == [20.0, 30.0, 40.0]  # E = after - 20, in sweep order
     assert {t.get_text() for t in ax.texts} == set(sweep) | {"lora"}
+
+
+def test_a_sweeps_later_members_are_hatched_in_the_bars():
+    styles = figures.method_styles(["lora", "sparse_grad@0.01", "sparse_grad@0.1", "full"])
+    assert styles["sparse_grad@0.01"].hatch == "" and styles["sparse_grad@0.1"].hatch != ""
+    assert styles["sparse_grad@0.01"].colour == styles["sparse_grad@0.1"].colour != styles["lora"].colour

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
@@ -45,13 +46,21 @@ def save_png_and_svg(fig, out_png: Path) -> list[Path]:
 # ---- one style per method, in every figure -----------------------------------------------------
 
 MARKERS = "osD^vPX*hp<>"
+HATCHES = ("", "....", "xxxx", "\\\\", "++++")  # bars of a sweep's later members (bars have no marker)
 ZERO_SHOT = {"color": "white", "edgecolor": "black", "hatch": "///", "linewidth": 0.5}  # no method's colour
 
 
-def method_styles(methods: list[str]) -> dict[str, tuple[tuple, str]]:
-    """A colour and a marker per method, the same in every figure of a model (its methods in config
-    order): the methods of one sweep (<entry>@<value>) share a colour and differ in marker. tab20's
-    ten strong colours come first, then their light partners (zero-shot is hatched, in none of them)."""
+class Style(NamedTuple):
+    colour: tuple
+    marker: str
+    hatch: str
+
+
+def method_styles(methods: list[str]) -> dict[str, Style]:
+    """A colour, a marker and a bar hatch per method, the same in every figure of a model (its methods
+    in config order): the methods of one sweep (<entry>@<value>) share a colour and differ in marker
+    and hatch. tab20's ten strong colours come first, then their light partners (zero-shot is hatched
+    black on white, in none of them)."""
     from matplotlib import colormaps
 
     pairs = colormaps["tab20"].colors
@@ -61,7 +70,8 @@ def method_styles(methods: list[str]) -> dict[str, tuple[tuple, str]]:
     for method in methods:
         entry = entries.index(sweep_entry(method))
         member = [m for m in methods if sweep_entry(m) == sweep_entry(method)].index(method)
-        styles[method] = (palette[entry % len(palette)], MARKERS[(member + entry // len(palette)) % len(MARKERS)])
+        styles[method] = Style(palette[entry % len(palette)], MARKERS[(member + entry // len(palette)) % len(MARKERS)],
+                               HATCHES[member % len(HATCHES)])
     return styles
 
 
@@ -102,7 +112,7 @@ def _tradeoff_panel(ax, rows: list[dict], styles: dict, label: bool) -> None:
     for r in rows:
         if r["E_mean"] is None:
             continue
-        colour, marker = styles[r["method"]]
+        colour, marker, _ = styles[r["method"]]
         # On the front: a black rim, so its members stand out in a crowd.
         ax.errorbar(r["E_mean"], r["F_mean"], xerr=[[r["E_mean"] - r["E_lo"]], [r["E_hi"] - r["E_mean"]]],
                     yerr=[[r["F_mean"] - r["F_lo"]], [r["F_hi"] - r["F_mean"]]], fmt=marker, color=colour,
@@ -111,7 +121,7 @@ def _tradeoff_panel(ax, rows: list[dict], styles: dict, label: bool) -> None:
     for entry in first_seen(sweep_entry(m) for m in points):
         sweep = [points[m] for m in points if sweep_entry(m) == entry]
         if len(sweep) > 1:
-            ax.plot(*zip(*sweep), "-", color=styles[next(m for m in points if sweep_entry(m) == entry)][0],
+            ax.plot(*zip(*sweep), "-", color=styles[next(m for m in points if sweep_entry(m) == entry)].colour,
                     linewidth=1.2, alpha=0.8, zorder=2)
     ax.plot(*zip(*(points[m] for m in front)), "--", color="black", linewidth=1, alpha=0.6, zorder=1,
             label="Pareto front")
@@ -231,7 +241,8 @@ def _score_group(ax, cells: list[dict], names: list[str], downstream: str, style
         return mean[when], interval[when]
 
     bars = [("zero-shot", ZERO_SHOT, [score(cells[0], n, "before") for n in names])]
-    bars += [(c["method"], {"color": styles[c["method"]][0]}, [score(c, n, "after") for n in names]) for c in cells]
+    bars += [(c["method"], {"color": styles[c["method"]].colour, "hatch": styles[c["method"]].hatch, "edgecolor": "white",
+                            "linewidth": 0}, [score(c, n, "after") for n in names]) for c in cells]
     width = 0.8 / len(bars)
     for i, (label, look, values) in enumerate(bars):
         xs = [x + (i - (len(bars) - 1) / 2) * width for x in range(len(names))]
