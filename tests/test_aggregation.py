@@ -1,29 +1,44 @@
 import json
 import shutil
 import subprocess
+import zlib
 
+import numpy as np
 import polars as pl
 import pytest
-from PIL import Image
 
+from tunebench.results import intervals
 from tunebench.results.cells import (
     FORMULAS,
     O_FORMULAS,
     build_cell,
     primary_score,
+    seed_arrays,
     seed_result,
 )
-from tunebench.results.figures import plot_tradeoff, tradeoff_figure
 from tunebench.results.tables import write_tables
 
 UPSTREAM = ["up_a", "up_b"]
+RESAMPLES = 400
+
+
+def set_noise(dataset: str) -> np.ndarray:
+    """A test set's resampling error: the same in every run scored on it (that is what pairs them)."""
+    return np.random.default_rng(zlib.crc32(dataset.encode())).standard_normal(RESAMPLES)
+
+
+def entry(dataset: str, value: float, spread: float = 0.0, own: float = 0.0, tag: str = "") -> dict:
+    """A scores entry whose resamples move by `spread` x the set's shared error, plus `own` x an error of
+    this run alone (`tag` names it: the items a method gets right that others do not)."""
+    mine = np.random.default_rng(zlib.crc32(f"{dataset}/{tag}".encode())).standard_normal(RESAMPLES)
+    return {"metric": "vqa_accuracy", "primary": "accuracy", "scores": {"accuracy": value, "n": 400},
+            "items": {"id": ["q1", "q2"], "score": [100.0, 0.0]},
+            "resampled": {"resamples": RESAMPLES, "seed": 0, "unit": "item", "strata": None,
+                          "primary": (value + spread * set_noise(dataset) + own * mine).tolist()}}
 
 
 def scores(**values: float) -> dict:
-    return {
-        ds: {"metric": "vqa_accuracy", "primary": "accuracy", "scores": {"accuracy": v, "n": 400}}
-        for ds, v in values.items()
-    }
+    return {ds: entry(ds, v) for ds, v in values.items()}
 
 
 def run(seed: int, train_seconds: float = 100.0, diverged: dict | None = None) -> dict:
@@ -50,6 +65,11 @@ def diverged_inputs(seed, reason="loss is NaN"):
     return BASE, {}, run(seed, diverged={"step": 120, "reason": reason})
 
 
+def one_seed(base, tuned, downstream="down", upstream=UPSTREAM, **options):
+    """E, F, O of one seed (with its before/after scores) from two scores dicts."""
+    return seed_result(seed_arrays(base, tuned, downstream, upstream, **options), run(0), downstream)
+
+
 # ------------------------------------------------------------------ E/F/O arithmetic
 
 
@@ -64,17 +84,17 @@ def test_primary_score_reads_primary_metric_and_names_missing_dataset():
 
 def test_scale_puts_mme_in_percent_of_its_maximum():
     # MME total 1400 of 2800 with scale 100/2800 enters E/F/O as 50 points.
-    mme = {"mme": {"metric": "mme", "primary": "total", "scores": {"total": 1400.0}}}
+    mme = {"mme": {**entry("mme", 1400.0), "metric": "mme", "primary": "total", "scores": {"total": 1400.0}}}
     assert primary_score(mme, "mme", 100 / 2800) == pytest.approx(50.0)
-    tuned = {"mme": {**mme["mme"], "scores": {"total": 1260.0}}}
-    result = seed_result({**BASE, **mme}, {**scores(down=30.0, up_a=80.0), **tuned}, run(0), "down", ["up_a", "mme"],
-                         {"mme": 100 / 2800})
+    tuned = {"mme": {**entry("mme", 1260.0), "primary": "total", "scores": {"total": 1260.0}}}
+    result = one_seed({**BASE, **mme}, {**scores(down=30.0, up_a=80.0), **tuned}, upstream=["up_a", "mme"],
+                      scales={"mme": 100 / 2800})
     assert result["F"] == pytest.approx((0.0 + (45.0 - 50.0)) / 2)  # MME fell 140 of 2800 = 5 points
 
 
 def test_seed_result_hand_computed():
     tuned = scores(down=70.0, up_a=70.0, up_b=62.0)
-    res = seed_result(BASE, tuned, run(0), "down", UPSTREAM)
+    res = one_seed(BASE, tuned)
     assert res["E"] == pytest.approx(50.0)
     assert res["F"] == pytest.approx(-4.0)  # mean(70-80, 62-60)
     assert res["O"] == pytest.approx(46.0)
@@ -83,16 +103,16 @@ def test_seed_result_hand_computed():
     assert res["trainable_params"] == 1000 and res["total_params"] == 10000
     assert res["train_seconds"] == 100.0 and res["peak_memory_mb"] == 2048.0
 
-    assert seed_result(BASE, tuned, run(0), "down", UPSTREAM, o_formula="mean")["O"] == pytest.approx(23.0)
+    assert one_seed(BASE, tuned, o_formula="mean")["O"] == pytest.approx(23.0)
     assert O_FORMULAS["sum"](50.0, -4.0) == 46.0 and O_FORMULAS["mean"](50.0, -4.0) == 23.0
 
 
 def test_seed_result_rejects_unknown_o_formula_and_missing_upstream_score():
     tuned = scores(down=70.0, up_a=70.0)
     with pytest.raises(ValueError, match="o_formula"):
-        seed_result(BASE, scores(down=70.0, up_a=70.0, up_b=62.0), run(0), "down", UPSTREAM, o_formula="max")
+        one_seed(BASE, scores(down=70.0, up_a=70.0, up_b=62.0), o_formula="max")
     with pytest.raises(KeyError, match="up_b"):
-        seed_result(BASE, tuned, run(0), "down", UPSTREAM)
+        one_seed(BASE, tuned)
 
 
 # ------------------------------------------------------------------ cells
@@ -162,7 +182,7 @@ def lora_full_cells():
     ]
 
 
-def test_markdown_has_formulas_and_mean_pm_std(tmp_path):
+def test_markdown_has_formulas_and_mean_with_interval(tmp_path):
     paths = write_tables(lora_full_cells(), tmp_path / "m", "Model m")
     md = paths["md"].read_text()
     assert paths["md"] == tmp_path / "m.md"
@@ -171,11 +191,13 @@ def test_markdown_has_formulas_and_mean_pm_std(tmp_path):
     assert "Model m" in md
     assert "| Method | ds_one E | ds_one F | ds_one O |" in md
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
-    assert "52.0 ± 2.8" in rows["lora"]
-    assert "-4.0 ± 0.0" in rows["lora"]
-    assert "41.0 ± 1.4" in rows["full"]
+    csv = pl.read_csv(paths["csv"])
+    lora_one = csv.filter((pl.col("method") == "lora") & (pl.col("dataset") == "ds_one")).row(0, named=True)
+    assert f"**52.0 [{lora_one['E_lo']:.1f}, {lora_one['E_hi']:.1f}]**" in rows["lora"]
+    assert lora_one["E_lo"] < 52.0 - 10 and lora_one["E_hi"] > 52.0 + 10  # two seeds 4 apart: a t(1) interval
+    assert "-4.0 [-4.0, -4.0]" in rows["lora"]  # the same on every seed and resample
     # Mean E over the seeds with a result on every set (seed 0 alone): (50 + 34) / 2, no spread
-    assert rows["lora"].endswith("**42.0 ± 0.0** | **-4.0 ± 0.0** | **38.0 ± 0.0** |")
+    assert rows["lora"].endswith("**42.0 [42.0, 42.0]** | **-4.0 [-4.0, -4.0]** | **38.0 [38.0, 38.0]** |")
 
 
 def test_the_mean_columns_spread_is_over_each_seeds_mean_over_the_sets(tmp_path):
@@ -190,14 +212,20 @@ def test_the_mean_columns_spread_is_over_each_seeds_mean_over_the_sets(tmp_path)
     mean = csv.filter(pl.col("dataset") == "mean").row(0, named=True)
     assert mean["E_mean"] == pytest.approx(44.5) and mean["E_std"] == pytest.approx(0.5 ** 0.5)
     assert mean["n_seeds"] == 2
+    # Its interval is the seed level's over those two per-seed means, 45 and 44 ...
+    resampled = np.stack([np.full(RESAMPLES, 45.0), np.full(RESAMPLES, 44.0)])
+    expected = intervals.interval([45.0, 44.0], resampled, 0.95, 0)
+    assert (mean["E_lo"], mean["E_hi"]) == pytest.approx((expected.lo, expected.hi))
+    # ... as narrow as a spread of 1 against the per-set spreads of 4 and 6 makes it.
+    per_set = csv.filter(pl.col("dataset") != "mean")
+    assert (mean["E_hi"] - mean["E_lo"]) * 4 < (per_set["E_hi"] - per_set["E_lo"]).mean()
 
 
 def test_csv_reread_with_polars(tmp_path):
     csv = pl.read_csv(write_tables(lora_full_cells(), tmp_path / "m", "c")["csv"])
-    assert csv.columns == [
-        "method", "dataset", "E_mean", "E_std", "F_mean", "F_std", "O_mean", "O_std",
-        "n_seeds", "trainable_params", "train_seconds",
-    ]
+    assert csv.columns == ["method", "dataset"] + [f"{m}_{part}" for m in "EFO"
+                                                   for part in ("mean", "lo", "hi", "std", "tied_best")] + [
+        "n_seeds", "trainable_params", "train_seconds"]
     assert csv.height == 6  # 2 methods x (2 datasets + mean)
     lora_one = csv.filter((pl.col("method") == "lora") & (pl.col("dataset") == "ds_one")).row(0, named=True)
     assert lora_one["E_mean"] == pytest.approx(52.0)
@@ -218,11 +246,11 @@ def test_latex_booktabs_escaping_and_bold_best(tmp_path):
     assert r"Model 100\% m\_1" in tex
     assert r"$E = A_{\mathrm{down}}^{\mathrm{tuned}} - A_{\mathrm{down}}^{\mathrm{base}}$" in tex  # caption
     assert r"\sum_{u \in U}" in tex and "$O = E + F$" in tex
-    assert r"\textbf{52.0 $\pm$ 2.8}" in tex  # best E on ds_one (lora)
-    assert r"full & 41.0 $\pm$ 1.4 &" in tex  # full's E on ds_one is not best
-    assert r"\textbf{42.0 $\pm$ 0.0}" in tex  # best Mean E (lora)
-    assert r"$-$4.0 $\pm$ 0.0" in tex  # F as a real minus sign
-    assert r"\textbf{40.0 $\pm$ 0.0}" in tex  # best E on ds2 (full)
+    assert r"\textbf{42.0 {\scriptsize[42.0, 42.0]}}" in tex  # best Mean E (lora)
+    assert r"& 40.0 {\scriptsize[40.0, 40.0]} &" in tex  # full's Mean E: worse on the same seed, no spread
+    assert r"$-$4.0 {\scriptsize[$-$4.0, $-$4.0]}" in tex  # F as a real minus sign
+    assert r"\textbf{40.0 {\scriptsize[40.0, 40.0]}}" in tex  # best E on ds2 (full)
+    assert "not significantly worse" in tex.split(r"\resizebox")[0]  # the bold rule, in the caption
 
 
 def test_missing_cell_shows_dash_and_footnote(tmp_path):
@@ -234,7 +262,7 @@ def test_missing_cell_shows_dash_and_footnote(tmp_path):
     md = paths["md"].read_text()
     full_row = next(line for line in md.splitlines() if line.startswith("| full"))
     assert "–[^1]" in full_row
-    assert "40.0 ± 0.0" in full_row  # ds2 still reported
+    assert "40.0 [40.0, 40.0]" in full_row  # ds2 still reported
     assert "[^1]: full / ds_one:" in md and "grad norm exploded" in md
     assert "[^2]: full / Mean:" in md  # no mean over an incomplete set of datasets
 
@@ -256,7 +284,7 @@ def test_write_tables_rejects_several_models(tmp_path):
 
 def test_html_table_bolds_the_best_and_states_the_formulas(tmp_path):
     page = write_tables(lora_full_cells(), tmp_path / "m", "Model <m>")["html"].read_text()
-    assert "<b>52.0 ± 2.8</b>" in page and "<td>41.0 ± 1.4</td>" in page
+    assert "<b>42.0 <small>[42.0, 42.0]</small></b>" in page and "<td>40.0 <small>[40.0, 40.0]</small></td>" in page
     assert "Model &lt;m&gt;" in page and "E = A_down(tuned) - A_down(zero-shot)" in page
     assert page.count("<tr>") == 2 + 2  # two header rows, one row per method
 
@@ -271,7 +299,7 @@ def test_latex_compiles_or_is_well_formed(tmp_path):
     """Compiled with pdflatex where it is installed (CI installs it); otherwise its structure is checked."""
     cells = lora_full_cells()
     cells[2] = build_cell("m", "full", "ds_one", UPSTREAM, {0: diverged_inputs(0, "loss_is_nan & 100%")})
-    tex = write_tables(cells, tmp_path / "table", "Model m_1 & friends, mean ± std")["tex"].read_text()
+    tex = write_tables(cells, tmp_path / "table", "Model m_1 & friends, mean [95% interval]")["tex"].read_text()
     body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule", 1)[0]
     assert all(row.count(" & ") == 3 * 3 for row in body.strip().splitlines())  # method, then 3 groups x E/F/O
     for opener, closer in [(r"\begin{table}", r"\end{table}"), (r"\begin{tabular}", r"\end{tabular}")]:
@@ -289,28 +317,7 @@ def test_latex_compiles_or_is_well_formed(tmp_path):
     assert "Overfull" not in (tmp_path / "doc.log").read_text()  # resized to the text width
 
 
-# ------------------------------------------------------------------ plot
-
-
-def test_plot_tradeoff_writes_png(tmp_path):
-    out = plot_tradeoff(lora_full_cells(), tmp_path / "plots" / "tradeoff.png", "Model m")
-    assert out == tmp_path / "plots" / "tradeoff.png"
-    assert out.stat().st_size > 0
-    with Image.open(out) as img:
-        assert img.format == "PNG"
-        width, height = img.size
-    assert 300 <= width <= 3000 and 200 <= height <= 3000
-
-
-def test_each_sweep_draws_one_curve_through_its_methods_in_sweep_order():
-    sweep = {"wise@0.25": 40.0, "wise@0.5": 50.0, "wise@0.75": 60.0}
-    cells = [build_cell("m", name, "down", UPSTREAM, {0: seed_inputs(0, down)}) for name, down in sweep.items()]
-    cells.append(build_cell("m", "lora", "down", UPSTREAM, {0: seed_inputs(0, 70.0)}))
-    ax = tradeoff_figure(cells, "m").axes[0]
-    curves = [line for line in ax.lines if len(line.get_xdata()) > 2]
-    assert len(curves) == 1  # the sweep's, not lora's
-    assert list(curves[0].get_xdata()) == [20.0, 30.0, 40.0]  # E = after - 20, in sweep order
-    assert {t.get_text() for t in ax.texts} == set(sweep) | {"lora"}
+# ------------------------------------------------------------------ caption
 
 
 def test_the_caption_names_methods_with_their_own_replay_fraction(tmp_path):
@@ -321,3 +328,84 @@ def test_the_caption_names_methods_with_their_own_replay_fraction(tmp_path):
     job = {"model": "m", "study": "s", "seeds": [0], "upstream": UPSTREAM, "replay": 0.05}
     caption = aggregate.table_caption(job, cells)
     assert caption.endswith("mixes in 5% upstream replay (a forgetting mitigation), except: lora_replay 30%.")
+
+
+# ------------------------------------------------------------------ intervals, ties, captions
+
+
+def three_seed_cell(method: str, e_per_seed: list[float], dataset: str = "down", **options) -> dict:
+    """A cell whose seeds gain `e_per_seed` on `dataset` (zero-shot 20) and keep the upstream sets."""
+    per_seed = {s: (scores(**{dataset: 20.0}, up_a=80.0, up_b=60.0),
+                    scores(**{dataset: 20.0 + e}, up_a=80.0, up_b=60.0), run(s)) for s, e in enumerate(e_per_seed)}
+    return build_cell("m", method, dataset, UPSTREAM, per_seed, **options)
+
+
+def test_the_tie_rule_bolds_every_method_not_significantly_worse_than_the_best(tmp_path):
+    cells = [three_seed_cell("best", [50.0, 52.0, 54.0]),
+             three_seed_cell("close", [51.0, 49.0, 53.0]),  # 1 lower on average, but seed 1 is 3 lower and seed 0 1 higher
+             three_seed_cell("steady", [49.0, 51.0, 53.0]),  # 1 lower on every seed: paired, that is a real difference
+             three_seed_cell("worse", [30.0, 31.0, 32.0])]
+    paths = write_tables(cells, tmp_path / "m", "c")
+    csv = pl.read_csv(paths["csv"]).filter(pl.col("dataset") == "down")
+    assert dict(zip(csv["method"], csv["E_tied_best"])) == {"best": True, "close": True, "steady": False, "worse": False}
+    rows = {line.split("|")[1].strip(): line.split("|")[2] for line in paths["md"].read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| Method")}
+    assert rows["best"].strip().startswith("**52.0") and rows["close"].strip().startswith("**51.0")
+    assert not rows["worse"].strip().startswith("**") and not rows["steady"].strip().startswith("**")
+
+
+def test_a_cell_keeps_its_mean_interval_seeds_and_test_sizes():
+    cell = three_seed_cell("lora", [50.0, 52.0, 54.0])
+    assert cell["n_seeds"] == 3 and cell["mean"]["E"] == pytest.approx(52.0)
+    assert cell["test_size"] == {"down": 400, "up_a": 400, "up_b": 400}
+    lo, hi = cell["interval"]["E"]
+    t_2 = 4.302652729911275
+    assert (lo, hi) == pytest.approx((52.0 - t_2 * 2 / 3 ** 0.5, 52.0 + t_2 * 2 / 3 ** 0.5), rel=0.05)
+    assert cell["interval"]["downstream"]["after"] == pytest.approx([lo + 20, hi + 20])
+    assert cell["interval"]["level"] == 0.95 and cell["resampled"]["seeds"] == ["0", "1", "2"]
+    assert np.shape(cell["resampled"]["E"]) == (3, RESAMPLES)
+    assert json.loads(json.dumps(cell)) == cell
+
+
+def test_normalise_by_zero_shot_or_full_scale():
+    gain = {"down": (20.0, 30.0), "up_a": (80.0, 60.0), "up_b": (50.0, 50.0)}
+    base = scores(**{k: b for k, (b, _) in gain.items()})
+    tuned = scores(**{k: a for k, (_, a) in gain.items()})
+    relative = one_seed(base, tuned, normalise="zeroshot")
+    assert (relative["E"], relative["F"]) == pytest.approx((50.0, (-25.0 + 0.0) / 2))  # 10 of 20, -20 of 80
+    full = {"down": 200.0, "up_a": 100.0, "up_b": 100.0}
+    ranged = one_seed(base, tuned, normalise="range", full_scale=full)
+    assert (ranged["E"], ranged["F"]) == pytest.approx((5.0, -10.0))  # 10 of 200, -20 of 100
+    nothing = scores(down=0.0, up_a=80.0, up_b=50.0)
+    cell = build_cell("m", "lora", "down", UPSTREAM, {0: (nothing, tuned, run(0))}, normalise="zeroshot")
+    assert cell["mean"] is None and "zero-shot score of down is 0" in cell["missing_reason"]
+
+
+def noisy_cell(method: str, after: float, dataset: str = "down", own: float = 2.0) -> dict:
+    """One seed; the downstream score's resamples spread by `own` points (its test set's sampling)."""
+    base = {dataset: entry(dataset, 20.0), "up_a": entry("up_a", 80.0), "up_b": entry("up_b", 60.0)}
+    tuned = {dataset: entry(dataset, after, own=own, tag=method), "up_a": entry("up_a", 80.0),
+             "up_b": entry("up_b", 60.0)}
+    return build_cell("m", method, dataset, UPSTREAM, {0: (base, tuned, run(0))})
+
+
+def test_the_notes_give_test_sizes_what_they_detect_and_warn_where_a_set_cannot_separate_methods(tmp_path):
+    cells = [noisy_cell("lora", 60.0), noisy_cell("full", 62.0)]
+    md = write_tables(cells, tmp_path / "m", "c")["md"].read_text()
+    se = cells[0]["sampling_se"]["down"]["after"]
+    assert se == pytest.approx(2.0, rel=0.1)
+    detects = intervals.detectable(max(c["sampling_se"]["down"]["after"] for c in cells), 0.95)
+    assert f"downstream down 400 ({detects:.1f})" in md and "upstream up_a 400 (no spread), up_b 400 (no spread)" in md
+    assert (f"Warning: down (400 items) is too small to separate the methods: their scores on it span 2.0 points, "
+            f"less than the {detects:.1f} it detects.") in md
+    assert "Warning: up_a" not in md  # every method scores it alike: nothing to separate
+    assert "Mean columns: each seed's mean over the downstream sets" in md and "points of each set's primary" in md
+
+
+def test_the_notes_say_how_many_seeds_would_separate_the_two_best_methods(tmp_path):
+    cells = [three_seed_cell("best", [50.0, 55.0, 60.0]), three_seed_cell("second", [50.0, 50.0, 50.0]),
+             three_seed_cell("third", [10.0, 10.0, 10.0])]
+    md = write_tables(cells, tmp_path / "m", "c")["md"].read_text()
+    # per-seed difference 0, 5, 10: gap 5, seed sd 5, no test-sampling error: 10 seeds (tests/test_intervals.py)
+    assert ("Seeds: separating the two best methods on Mean O, best (55.0) and second (50.0), at 95% with 80% power "
+            "takes about 10 seeds (their difference has a seed-to-seed standard deviation of 5.0; 3 ran).") in md

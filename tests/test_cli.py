@@ -54,8 +54,12 @@ def test_prepare_then_score_another_tools_outputs(tmp_path, configfile, tunebenc
                      "--test", tmp_path / "data" / "test.parquet")
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
-    assert printed == read_json(tmp_path / "other_tool.scores.json")
+    written = read_json(tmp_path / "other_tool.scores.json")
+    assert printed == {k: v for k, v in written.items() if k not in ("items", "resampled")}
     assert printed["scores"] == {"accuracy": 100.0, "n": 2} and printed["metric"] == "vqa_accuracy"
+    # the file also keeps each item's score (test-split order) and the score on each resample of the set
+    assert written["items"] == {"id": ["2971475", "3007625"], "score": [100.0, 100.0]}
+    assert len(written["resampled"]["primary"]) == 2000 and set(written["resampled"]["primary"]) == {100.0}
     assert printed["tokenizer"] is None and printed["protocol"] == "lmms_eval"
 
     out = tmp_path / "elsewhere.json"

@@ -32,6 +32,8 @@ def build(config) -> study_plan.Plan:
 def test_schema_defaults_are_filled_in_by_validation(default):
     c = cfg.validate(copy.deepcopy(default))
     assert c["aggregation"]["o"] == "sum" and c["checkpoint_every"] == 50 and c["data_seed"] == 0
+    assert c["aggregation"] | {"o": None} == {"o": None, "ci": 0.95, "resamples": 2000, "resample_seed": 0,
+                                             "normalise": "none"}
     assert c["models"][MODEL]["precision"] == "fp32" and c["datasets"]["big_colour"]["scale"] == 1
     assert c["tuning"]["weight_decay"] == 0 and c["tuning"]["group_by_length"] == 0
     # a method's entry gets no schema defaults of its own: they would hide the shared tuning block's
@@ -159,7 +161,12 @@ def test_slices_hold_only_what_shapes_each_stage(default):
     p = build(default)
     prepare = p.prepare_job("big_colour", "test")
     assert set(prepare["entry"]) == {"source", "task", "train_images", "test_images", "skip_bad_rows"}
-    assert set(p.score_job(["big_colour"])["big_colour"]) == {"metric", "primary", "protocol", "format"}
+    assert set(p.score_job(["big_colour"])["big_colour"]) == {"metric", "primary", "protocol", "format", "resamples",
+                                                              "resample_seed"}
+    cell = p.cell_job(MODEL, "lora", "big_colour")
+    assert (cell["ci"], cell["resample_seed"], cell["normalise"]) == (0.95, 0, "none")
+    assert cell["full_scale"] == {"big_colour": 100.0, "shapes_vqa": 100.0, "shapes_yesno": 100.0,
+                                  "shapes_choice": 100.0, "shapes_caption": 1000.0}  # the cell's sets
     assert p.predict_job(MODEL, None, ["big_colour"])["max_new_tokens"] == {"big_colour": None}
 
 
@@ -190,3 +197,12 @@ def test_a_target_read_as_a_config_file_is_named(tmp_path):
     with pytest.raises(cfg.ConfigError) as err:
         cfg.check_config_files([str(ROOT / "config" / "config.yaml"), str(cell)])
     assert f"{cell} is not a tunebench config file" in str(err.value) and "--configfile=FILE" in str(err.value)
+
+
+def test_normalising_by_full_scale_needs_every_set_to_have_one(default):
+    config = copy.deepcopy(default)
+    config["aggregation"] = {"normalise": "range"}
+    assert build(config).cell_job(MODEL, "lora", "big_colour")["normalise"] == "range"
+    config["datasets"]["more_than_two"]["primary"] = "score_total"  # a sum over however many categories
+    with pytest.raises(cfg.ConfigError, match="datasets.more_than_two.primary: 'score_total' has no fixed full scale"):
+        build(config)

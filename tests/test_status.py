@@ -25,7 +25,8 @@ def run_status(workdir, configfile=SMALL, *options, cwd=ROOT) -> str:
 
 def status(workdir, configfile=SMALL) -> dict[str, tuple[str, str]]:
     """method -> (state, detail), from the command's output."""
-    rows = [line.split(None, 4) for line in run_status(workdir, configfile).splitlines()[2:]]
+    table = run_status(workdir, configfile).split("\n\n")[0]  # then, once every cell is built, the seeds line
+    rows = [line.split(None, 4) for line in table.splitlines()[2:]]
     return {r[1]: (r[3], r[4] if len(r) > 4 else "") for r in rows}
 
 
@@ -44,6 +45,10 @@ def test_a_finished_study_is_done_but_for_its_diverged_cell(study):
     assert cells["boom"][0] == "failed" and "diverged" in cells["boom"][1]
     assert all(state == "done" and "E " in detail and "(1/1 seeds)" in detail
                for method, (state, detail) in cells.items() if method != "boom")
+    done = subprocess.run([sys.executable, "-m", "tunebench.cli", "status", "--configfile", str(SMALL),
+                           "--directory", str(workdir)], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.rstrip().endswith("one seed shows no seed-to-seed spread: run at least 2.")
+    assert "\n\ntiny: Seeds: separating the two best methods on Mean O, " in done.stdout
 
 
 @pytest.fixture

@@ -11,7 +11,14 @@ import polars as pl
 import pytest
 import yaml
 from PIL import Image
-from workflow_helpers import ROOT, SMALL, copy_of_repo, edited_small, planned_jobs, snakemake
+from workflow_helpers import (
+    ROOT,
+    SMALL,
+    copy_of_repo,
+    edited_small,
+    planned_jobs,
+    snakemake,
+)
 
 
 def test_the_table_holds_every_cell(study):
@@ -195,3 +202,25 @@ def test_the_workflow_is_lint_clean_and_formatted():
     fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"], capture_output=True,
                          text=True, cwd=ROOT)
     assert fmt.returncode == 0, fmt.stderr[-3000:]
+
+
+def compare(workdir, *methods):
+    return subprocess.run([sys.executable, "-m", "tunebench.cli", "compare", "--directory", str(workdir),
+                           "--configfile", str(SMALL), *methods], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_compare_prints_the_paired_difference_of_two_methods_on_every_set(study):
+    workdir, results = study
+    done = compare(workdir, "lora", "last")  # as the issue writes it: --configfile C A B
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "tiny: lora - last, paired differences with 95% intervals over seeds 0 (* : the interval excludes 0)"
+    cell = {m: json.loads((results / "cells" / "tiny" / m / "big_count.json").read_text()) for m in ("lora", "last")}
+    rows = {line.split()[0]: line for line in lines[1:] if line.strip()}
+    for metric, shown in zip("EFO", re.findall(r"(-?\d+\.\d) \[", rows["big_count"])):
+        assert float(shown) == pytest.approx(cell["lora"]["mean"][metric] - cell["last"]["mean"][metric], abs=0.051)
+    assert len(re.findall(r"\[-?\d+\.\d, -?\d+\.\d\]", rows["Mean"])) == 3
+    assert {"shapes_vqa", "shapes_yesno", "shapes_caption", "own_colour"} <= set(rows)
+    assert "–" in compare(workdir, "lora", "boom").stdout  # boom diverged: nothing to pair
+    unknown = compare(workdir, "lora", "nope")
+    assert unknown.returncode == 2 and "method 'nope' is not in the config" in unknown.stderr

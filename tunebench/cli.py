@@ -5,6 +5,7 @@
 - `tunebench prepare`: one dataset split as the workflow prepares it (Parquet + manifest).
 - `tunebench score`: a predictions file scored by the dataset's protocol (the metrics JSON), e.g.
   another tool's outputs.
+- `tunebench compare A B`: the paired difference of two methods on every set, with its interval.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .config import ConfigError
 from .data import schema, sources
 from .evaluation import scoring
 from .files import write_json
-from .results import status
+from .results import compare, status
+from .stages import aggregate
 
 
 def run_status(args, plan) -> None:
@@ -28,6 +30,7 @@ def run_status(args, plan) -> None:
         print(json.dumps(status.as_json(plan, cells), indent=1))
     else:
         sys.stdout.write(status.render(plan, cells))
+        sys.stdout.write("".join(f"\n{line}\n" for line in status.seeds_needed(args.directory, plan)))
 
 
 def run_report(args, plan) -> int:
@@ -69,7 +72,29 @@ def run_score(args, plan) -> None:
     result = scoring.score_predictions(args.dataset, job, Path(args.predictions), Path(args.test))
     out = Path(args.out) if args.out else Path(args.predictions).with_suffix(".scores.json")
     write_json(result, out)
-    print(json.dumps(result, indent=1))
+    # The per-item scores and resamples stay in the file.
+    print(json.dumps({k: v for k, v in result.items() if k not in ("items", "resampled")}, indent=1))
+
+
+def run_compare(args, plan) -> None:
+    aggregation = plan.config["aggregation"]
+    for method in args.methods:
+        if method not in plan.methods:
+            raise ValueError(f"method {method!r} is not in the config; it has {plan.methods}")
+    a, b = args.methods
+    for model in plan.models:
+        sets = {d: tuple(aggregate.scored_arrays(plan, args.directory, model, m, d) for m in (a, b))
+                for d in plan.downstream}
+        sys.stdout.write(compare.report(model, a, b, sets, plan.upstream, aggregation["ci"],
+                                        aggregation["resample_seed"]))
+
+
+def methods_after_config_files(args) -> bool:
+    """`compare --configfile C A B`: the config files' list swallows the two methods named after it;
+    take back the names at its end that are no files. False unless two methods are named."""
+    while len(args.methods) < 2 and len(args.configfile) > 1 and not Path(args.configfile[-1]).exists():
+        args.methods.insert(0, args.configfile.pop())
+    return len(args.methods) == 2
 
 
 # Bad input (a schema fault, a mismatched predictions file, a missing file) is one line on stderr.
@@ -101,7 +126,11 @@ def parser() -> argparse.ArgumentParser:
     rate.add_argument("--test", required=True, help="the prepared test split (tunebench prepare: <out>/test.parquet)")
     rate.add_argument("--out", help="where the metrics JSON goes (default: <predictions>.scores.json)")
     rate.set_defaults(run=run_score, reported=REPORTED)
-    for command in (show, build, prep, rate):
+    pair = commands.add_parser("compare", help="the paired difference of two methods on every set, with its interval")
+    pair.add_argument("methods", nargs="*", metavar="A B", help="two methods of the config: A - B is reported")
+    pair.add_argument("--directory", default=".", help="the working directory snakemake ran in")
+    pair.set_defaults(run=run_compare, reported=REPORTED)
+    for command in (show, build, prep, rate, pair):
         command.add_argument("--configfile", nargs="+", default=["config/config.yaml"],
                              help="the study's config files, as given to snakemake (later ones override keys)")
     return main_parser
@@ -109,6 +138,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "compare" and not methods_after_config_files(args):
+        print(f"tunebench compare: name two methods (A B), got {args.methods}", file=sys.stderr)
+        return 2
     # A relative config path: from here, else from the study's working directory.
     in_study = args.command in ("status", "report")
     files = [Path(f) if Path(f).exists() or not in_study else Path(args.directory) / f for f in args.configfile]

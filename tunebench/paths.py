@@ -40,13 +40,13 @@ def cell_path(root: str, model: str, method: str, dataset: str) -> str:
 def table_outputs(root: str, model: str) -> dict[str, str]:
     tables = {ext: f"{root}/tables/{model}.{ext}" for ext in ("md", "csv", "tex", "html")}
     return {**tables, "provenance": f"{root}/tables/{model}.provenance.json",
-            "plot": f"{root}/plots/{model}_tradeoff.png"}
+            "plot": f"{root}/plots/{model}_tradeoff.png", "plot_svg": f"{root}/plots/{model}_tradeoff.svg"}
 
 
 def report_outputs(root: str, model: str) -> dict[str, str]:
     """The figures and pages only the report shows."""
     folder = f"{root}/report/{model}"
-    return {"scores": f"{folder}/scores.png", "loss_sets": f"{folder}/loss_by_set", "loss": f"{folder}/loss",
+    return {"scores": f"{folder}/scores.png", "scores_svg": f"{folder}/scores.svg", "loss_sets": f"{folder}/loss_by_set", "loss": f"{folder}/loss",
             "cells": f"{folder}/cells.html", "predictions": f"{folder}/predictions.html"}
 
 

@@ -99,6 +99,10 @@ class Plan:
             fam = families.FAMILIES[self.config["models"][model]["family"]]
             problems += [f"{key}.{p} (model {model!r})" for p in methods.family_problems(settings, fam)]
             replay |= settings["replay"] > 0
+        if self.config["aggregation"]["normalise"] == "range":
+            problems += [f"config key datasets.{name}.primary: {self.primary(name)!r} has no fixed full scale, so "
+                         "aggregation.normalise: range cannot put it in % of one; pick another primary or normalise"
+                         for name in self.downstream + self.upstream if self.full_scale(name) is None]
         # Train splits are read for tuning (downstream) and for replay (upstream).
         for name in self.downstream + (self.upstream if replay else []):
             entry = self.config["datasets"][name]
@@ -203,22 +207,40 @@ class Plan:
 
     def score_job(self, sets: list[str]) -> dict:
         """What scoring reads of each set: its metric, the key that enters E/F/O, how option letters are
-        read, and its format (which says what a source may lack)."""
+        read, its format (which says what a source may lack), and how many resamples of the test set
+        to score, from which seed (the same for every run: what pairs them)."""
+        aggregation = self.config["aggregation"]
         return {name: {"metric": self.config["datasets"][name]["metric"], "primary": self.primary(name),
                        "protocol": self.config["datasets"][name]["protocol"],
-                       "format": self.config["datasets"][name].get("format")}
+                       "format": self.config["datasets"][name].get("format"),
+                       "resamples": aggregation["resamples"], "resample_seed": aggregation["resample_seed"]}
                 for name in sets}
 
     def primary(self, dataset: str) -> str:
         entry = self.config["datasets"][dataset]
         return entry.get("primary", metrics.METRICS[entry["metric"]].primary)
 
+    def full_scale(self, dataset: str) -> float | None:
+        """The most a set's primary score can be, in the points that enter E/F/O (times its scale)."""
+        entry = self.config["datasets"][dataset]
+        top = metrics.METRICS[entry["metric"]].maximum(self.primary(dataset))
+        return None if top is None else top * entry["scale"]
+
+    def _statistics(self) -> dict:
+        """What a cell's intervals depend on beyond its scores: their level, the seed of the seed-level
+        weights (the resamples' own), and how sets' changes enter E/F/O. Cells record them, and the
+        table and figures read them there."""
+        aggregation = self.config["aggregation"]
+        return {"ci": aggregation["ci"], "resample_seed": aggregation["resample_seed"],
+                "normalise": aggregation["normalise"]}
+
     def cell_job(self, model: str, method: str, dataset: str) -> dict:
         sets = [dataset] + self.upstream
         return {"model": model, "method": method, "dataset": dataset, "upstream": self.upstream, "seeds": self.seeds,
                 "scale": {name: self.config["datasets"][name]["scale"] for name in sets},
                 "metric": {name: f"{self.config['datasets'][name]['metric']}.{self.primary(name)}" for name in sets},
-                "o": self.config["aggregation"]["o"], "settings": self.settings[(model, method)],
+                "full_scale": {name: self.full_scale(name) for name in sets},
+                "o": self.config["aggregation"]["o"], **self._statistics(), "settings": self.settings[(model, method)],
                 "run": self.run_of[(model, method)], "study": self.study, "data_seed": self.config["data_seed"],
                 "load": self._load(model)}
 

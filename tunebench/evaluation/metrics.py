@@ -65,7 +65,10 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ..progress import dropping_lines
+from . import resampling
 
 
 @dataclass(frozen=True)
@@ -242,13 +245,18 @@ def token_recall(output: str, answer: str) -> float:
     return sum(t in produced for t in reference) / len(reference) if reference else 0.0
 
 
+def is_closed(s: Sample) -> bool:
+    """A PathVQA question answered yes or no (the others are open)."""
+    return _yes_no_text(s.answers[0]) in ("yes", "no")
+
+
 def pathvqa(samples: list[Sample]) -> dict[str, float]:
     """Closed (yes/no) questions read like MME's (:func:`parse_yes_no`), open ones by exact match and
     token recall; "accuracy" counts every question (closed: yes/no correct, open: exact match)."""
     _require_answers(samples, "pathvqa")
-    closed = [s for s in samples if _yes_no_text(s.answers[0]) in ("yes", "no")]
+    closed = [s for s in samples if is_closed(s)]
     open_ = [s for s in samples if s not in closed]
-    closed_ok = [float(parse_yes_no(s.output) == _yes_no_text(s.answers[0])) for s in closed]
+    closed_ok = [float(yes_no_correct(s)) for s in closed]
     open_ok = [_exact(s) for s in open_]
     result = {"accuracy": _mean_percent(closed_ok + open_ok), "n_yes_no": len(closed), "n_open": len(open_)}
     if closed:
@@ -326,14 +334,22 @@ def parse_yes_no(output: str) -> str:
     return "yes" if "yes" in prefix else "no" if "no" in prefix else "other"
 
 
+def yes_no_correct(s: Sample) -> bool:
+    return parse_yes_no(s.output) == _yes_no_text(s.answers[0])
+
+
+def pair_key(s: Sample) -> tuple[str, str]:
+    """The group acc+ pairs a question in: image names repeat across MME categories, so pairs are
+    formed within a category; a sample without image_id is its own group."""
+    return (s.category, s.image_id) if s.image_id else (s.category, "\0" + s.id)
+
+
 def _yesno_stats(samples: list[Sample]) -> tuple[float, float]:
     """(accuracy, accuracy_plus) in percent."""
-    correct = [parse_yes_no(s.output) == _yes_no_text(s.answers[0]) for s in samples]
+    correct = [yes_no_correct(s) for s in samples]
     groups: dict[tuple[str, str], bool] = {}
     for s, ok in zip(samples, correct):
-        # Image names repeat across MME categories, so pair within a category.
-        # A sample without image_id is its own group.
-        key = (s.category, s.image_id) if s.image_id else (s.category, "\0" + s.id)
+        key = pair_key(s)
         groups[key] = groups.get(key, True) and ok
     return _mean_percent(correct), _mean_percent(list(groups.values()))
 
@@ -456,13 +472,18 @@ def tokenize_captions(
         return PTBTokenizer().tokenize({key: [{"caption": c} for c in caps] for key, caps in cleaned.items()})
 
 
+def cider_tokens(samples: list[Sample], use_java: bool | None = None) -> tuple[dict, dict]:
+    """(references, prediction) per sample position, tokenised as CIDEr reads them."""
+    _require_answers(samples, "cider")
+    refs = tokenize_captions({i: list(s.answers) for i, s in enumerate(samples)}, use_java)
+    return refs, tokenize_captions({i: [s.output] for i, s in enumerate(samples)}, use_java)
+
+
 def cider_score(samples: list[Sample], use_java: bool | None = None) -> dict[str, float]:
     """Corpus-level CIDEr-D x100; samples are keyed by position, so ids may repeat."""
     from pycocoevalcap.cider.cider import Cider
 
-    _require_answers(samples, "cider")
-    refs = tokenize_captions({i: list(s.answers) for i, s in enumerate(samples)}, use_java)
-    preds = tokenize_captions({i: [s.output] for i, s in enumerate(samples)}, use_java)
+    refs, preds = cider_tokens(samples, use_java)
     # One call over the whole set: CIDEr's idf comes from the corpus, so
     # per-caption calls would be meaningless.
     corpus_score, _ = Cider().compute_score(refs, preds)
@@ -474,31 +495,136 @@ def cider(samples: list[Sample]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------
+# Resampling forms: each key recomputed on resampled test sets (tunebench.evaluation.resampling)
+# --------------------------------------------------------------------------
+# Each reads the samples by the same per-item rules as its metric above; tests check that a form
+# on the test set itself (every unit drawn once) gives the metric's own score for every key.
+
+
+def _accuracy_form(samples: list[Sample], values: list[float], key: str, strata_name: str = "category"):
+    """Means of per-item values: "accuracy", per category "accuracy/<c>", "average_accuracy" (the mean
+    of the per-category accuracies). With categories, each is a stratum of the resampling."""
+    categories = [s.category for s in samples]
+    layout = (resampling.item_layout(categories, strata_name=strata_name) if any(categories)
+              else resampling.item_layout(n=len(samples)))
+    base, _, category = key.partition("/")
+    if key == "average_accuracy":
+        present = sorted(set(categories))
+        parts = [resampling.mean_part(layout, values, [c == k for c in categories], 1 / len(present)) for k in present]
+    elif category:
+        parts = [resampling.mean_part(layout, values, [c == category for c in categories])]
+    else:
+        parts = [resampling.mean_part(layout, values)]
+    return resampling.Resampled(layout, resampling.Ratios.of(parts), [100.0 * v for v in values])
+
+
+def vqa_accuracy_form(samples: list[Sample], key: str):
+    return _accuracy_form(samples, [vqa_soft_score(s.output, s.answers) for s in samples], key)
+
+
+def exact_match_form(samples: list[Sample], key: str):
+    return _accuracy_form(samples, [_exact(s) for s in samples], key)
+
+
+def choice_accuracy_form(samples: list[Sample], key: str, protocol: str = DEFAULT_PROTOCOL):
+    return _accuracy_form(samples, [float(LETTER_RULES[protocol](s)) for s in samples], key)
+
+
+def _yesno_form(samples: list[Sample], key: str, sums: dict[str, tuple[str, ...]]):
+    """yes/no pairs resampled by image pair (acc+ is defined on pairs), within categories. `sums`: keys
+    that add the category scores (acc + acc+) of the named categories (MME's perception, ...)."""
+    correct = [float(yes_no_correct(s)) for s in samples]
+    categories = [s.category for s in samples]
+    layout = resampling.group_layout([pair_key(s) for s in samples], categories, "image pair", "category")
+    unit_category = [None] * layout.units
+    for u, c in zip(layout.unit, categories):
+        unit_category[u] = c
+
+    def score_parts(category=None, plus=True, accuracy=True):
+        items = None if category is None else [c == category for c in categories]
+        units = None if category is None else [c == category for c in unit_category]
+        return ([resampling.mean_part(layout, correct, items)] if accuracy else []) + (
+            [resampling.all_right_part(layout, correct, units)] if plus else [])
+
+    base, _, category = key.partition("/")
+    present = sorted(set(categories))
+    if key in sums or key == "score_total":
+        chosen = [c for c in present if key == "score_total" or c in sums[key]]
+        parts = [p for c in chosen for p in score_parts(c)]
+    else:
+        parts = score_parts(category or None, plus=base != "accuracy", accuracy=base != "accuracy_plus")
+    return resampling.Resampled(layout, resampling.Ratios.of(parts), [100.0 * v for v in correct])
+
+
+def yesno_pairs_form(samples: list[Sample], key: str):
+    return _yesno_form(samples, key, {})
+
+
+def mme_form(samples: list[Sample], key: str):
+    return _yesno_form(samples, key, {"perception": MME_PERCEPTION, "cognition": MME_COGNITION,
+                                      "total": MME_PERCEPTION + MME_COGNITION})
+
+
+def pathvqa_form(samples: list[Sample], key: str):
+    """Closed and open questions are the strata (each keeps its count, as their accuracies need)."""
+    closed = [is_closed(s) for s in samples]
+    ok = [float(yes_no_correct(s)) if c else _exact(s) for s, c in zip(samples, closed)]
+    layout = resampling.item_layout(["closed" if c else "open" for c in closed], strata_name="closed/open")
+    opened = [not c for c in closed]
+    if key == "open_recall":
+        values = [0.0 if c else max(token_recall(s.output, a) for a in s.answers) for s, c in zip(samples, closed)]
+        part = resampling.mean_part(layout, values, opened)
+    else:
+        values = ok
+        part = resampling.mean_part(layout, ok, {"accuracy": None, "yes_no_accuracy": closed,
+                                                 "open_exact_match": opened}[key])
+    return resampling.Resampled(layout, resampling.Ratios.of([part]), [100.0 * v for v in values])
+
+
+def cider_form(samples: list[Sample], key: str):
+    refs, preds = cider_tokens(samples)
+    corpus = resampling.CiderCorpus([refs[i] for i in range(len(samples))], [preds[i][0] for i in range(len(samples))])
+    per_image = corpus.image_scores(np.ones((1, len(samples))))[:, 0]
+    return resampling.Resampled(resampling.item_layout(n=len(samples)), corpus, [100.0 * float(v) for v in per_image])
+
+
+# --------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Metric:
     """A registry entry: the function, the key that enters E/F/O unless a dataset names another
-    (`primary`), and every key it reports besides "n" and per-category "<key>/<category>" ones."""
+    (`primary`), every key it reports besides "n" and per-category "<key>/<category>" ones, its
+    resampling form (samples, key -> resampling.Resampled) and each key's full scale (the most it can
+    score; none for a sum over however many categories a set has)."""
 
     score: Callable[[list[Sample]], dict[str, float]]
     primary: str
     keys: tuple[str, ...]
+    form: Callable[..., resampling.Resampled]
+    full_scale: dict[str, float]
 
     def reports(self, key: str) -> bool:
         return key in self.keys or key.partition("/")[0] in self.keys
 
+    def maximum(self, key: str) -> float | None:
+        return self.full_scale.get(key, self.full_scale.get(key.partition("/")[0]))
+
 
 _YESNO_KEYS = ("accuracy", "accuracy_plus", "score", "score_total")
+_PERCENT = {"accuracy": 100.0, "accuracy_plus": 100.0, "average_accuracy": 100.0}
+_YESNO_SCALE = {**_PERCENT, "score": 200.0}
+_PATHVQA_KEYS = ("accuracy", "yes_no_accuracy", "open_exact_match", "open_recall")
 METRICS: dict[str, Metric] = {
-    "vqa_accuracy": Metric(vqa_accuracy, "accuracy", ("accuracy",)),
-    "exact_match": Metric(exact_match, "accuracy", ("accuracy", "average_accuracy")),
-    "choice_accuracy": Metric(choice_accuracy, "accuracy", ("accuracy",)),
-    "yesno_pairs": Metric(yesno_pairs, "accuracy", _YESNO_KEYS),
-    "mme": Metric(mme, "total", _YESNO_KEYS + ("perception", "cognition", "total")),
-    "pathvqa": Metric(pathvqa, "accuracy", ("accuracy", "yes_no_accuracy", "open_exact_match", "open_recall")),
-    "cider": Metric(cider, "cider", ("cider",)),
+    "vqa_accuracy": Metric(vqa_accuracy, "accuracy", ("accuracy",), vqa_accuracy_form, _PERCENT),
+    "exact_match": Metric(exact_match, "accuracy", ("accuracy", "average_accuracy"), exact_match_form, _PERCENT),
+    "choice_accuracy": Metric(choice_accuracy, "accuracy", ("accuracy",), choice_accuracy_form, _PERCENT),
+    "yesno_pairs": Metric(yesno_pairs, "accuracy", _YESNO_KEYS, yesno_pairs_form, _YESNO_SCALE),
+    "mme": Metric(mme, "total", _YESNO_KEYS + ("perception", "cognition", "total"), mme_form,
+                  {**_YESNO_SCALE, "perception": 2000.0, "cognition": 800.0, "total": 2800.0}),
+    "pathvqa": Metric(pathvqa, "accuracy", _PATHVQA_KEYS, pathvqa_form, dict.fromkeys(_PATHVQA_KEYS, 100.0)),
+    "cider": Metric(cider, "cider", ("cider",), cider_form, {"cider": 1000.0}),  # CIDEr-D is at most 10 per image
 }
 
 
@@ -512,6 +638,15 @@ def score(metric: str, samples: list[Sample], protocol: str = DEFAULT_PROTOCOL) 
     if not samples:
         raise ValueError(f"metric {metric!r} needs at least one sample, got an empty list")
     stripped = [replace(s, output=s.output.strip()) for s in samples]
+    return {**METRICS[metric].score(stripped, **_options(metric, protocol)), "n": len(samples)}
+
+
+def _options(metric: str, protocol: str) -> dict:
     # Option letters are the one reading that differs between protocols.
-    options = {"protocol": protocol} if metric == "choice_accuracy" else {}
-    return {**METRICS[metric].score(stripped, **options), "n": len(samples)}
+    return {"protocol": protocol} if metric == "choice_accuracy" else {}
+
+
+def resampled(metric: str, samples: list[Sample], key: str, protocol: str = DEFAULT_PROTOCOL) -> resampling.Resampled:
+    """`key` of a registered metric in resampling form, on the stripped outputs (as `score` reads them)."""
+    stripped = [replace(s, output=s.output.strip()) for s in samples]
+    return METRICS[metric].form(stripped, key, **_options(metric, protocol))

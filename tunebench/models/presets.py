@@ -38,7 +38,11 @@ from transformers import (
     SmolVLMImageProcessorPil,
     SmolVLMProcessor,
 )
-from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
+from transformers.image_utils import (
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    PILImageResampling,
+)
 
 from . import embedded, loading, tiny
 from .families import IDEFICS3_TEMPLATE

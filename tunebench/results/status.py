@@ -22,6 +22,7 @@ from pathlib import Path
 from ..files import read_json, read_jsonl
 from ..plan import ZEROSHOT, Plan
 from ..progress import duration
+from .tables import seeds_note
 
 STATES = ("done", "outdated", "running", "failed", "missing")
 # What `snakemake --summary` says of an output rebuilt only because an output it reads is, or
@@ -268,3 +269,14 @@ def render(plan: Plan, cells: list[CellStatus]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     return "\n".join([header, *lines]) + "\n"
+
+
+def seeds_needed(workdir: Path, plan: Plan) -> list[str]:
+    """Per model whose cells are all built: how many seeds would separate its two best methods
+    (tunebench.results.tables.seeds_note, the table's own note)."""
+    lines = []
+    for model in plan.models:
+        paths = [Path(workdir) / p for p in plan.cell_paths(model)]
+        note = seeds_note([read_json(p) for p in paths]) if all(p.exists() for p in paths) else None
+        lines += [f"{model}: {note}"] if note else []
+    return lines

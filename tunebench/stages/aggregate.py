@@ -8,6 +8,7 @@ from .. import progress, provenance
 from ..files import read_json, write_json
 from ..results import cells as cell_results
 from ..results import tables as table_results
+from ..results.tables import percent
 
 
 def _cell_provenance(job: dict, runs: dict[int, dict], base_dirs: dict[int, Path], data_paths: list[Path]) -> dict:
@@ -22,23 +23,43 @@ def _cell_provenance(job: dict, runs: dict[int, dict], base_dirs: dict[int, Path
     }
 
 
+def _merged(paths: list[Path]) -> dict:
+    """Zero-shot scores, one file per eval set, as one scores dict."""
+    return {name: entry for path in paths for name, entry in read_json(path).items()}
+
+
 def cell(job: dict, base_scores: dict[int, list[Path]], tuned_scores: dict[int, Path], runs: dict[int, Path],
          base_dirs: dict[int, Path], data_paths: list[Path], out: Path) -> None:
     """`job`: the plan's cell slice; `base_scores`: per seed, the zero-shot scores files of the
     cell's eval sets (one per set)."""
-    def merged(paths: list[Path]) -> dict:
-        return {name: entry for path in paths for name, entry in read_json(path).items()}
-
     seeds = job["seeds"]
     run_records = {seed: read_json(runs[seed]) for seed in seeds}
-    per_seed = {seed: (merged(base_scores[seed]), read_json(tuned_scores[seed]), run_records[seed]) for seed in seeds}
+    per_seed = {seed: (_merged(base_scores[seed]), read_json(tuned_scores[seed]), run_records[seed]) for seed in seeds}
     result = cell_results.build_cell(job["model"], job["method"], job["dataset"], job["upstream"], per_seed,
-                                     job["scale"], o_formula=job["o"])
+                                     job["scale"], job["o"], job["normalise"], job["full_scale"], job["ci"],
+                                     job["resample_seed"])
     result["settings"] = job["settings"]
     result["metric"] = {d: f"{metric} x {job['scale'][d]:g}" for d, metric in job["metric"].items()}
     result["provenance"] = _cell_provenance(job, run_records, base_dirs, data_paths)
     write_json(result, out)
     progress.aggregated(result)
+
+
+def scored_arrays(plan, workdir: Path, model: str, method: str, dataset: str) -> dict[str, dict]:
+    """Per seed that scored (a diverged run did not), the arrays of one cell (E, F, O, each set's change,
+    observed and resampled: tunebench.results.cells.seed_arrays) from its scores files, built or not:
+    what `tunebench compare` pairs."""
+    job = plan.cell_job(model, method, dataset)
+    sets = [dataset] + job["upstream"]
+    arrays = {}
+    for seed in job["seeds"]:
+        tuned = read_json(Path(workdir) / plan.scores(model, method, dataset, seed))
+        if "diverged" in tuned:
+            continue
+        base = _merged([Path(workdir) / p for p in plan.zeroshot_scores(model, seed, sets)])
+        arrays[str(seed)] = cell_results.seed_arrays(base, tuned, dataset, job["upstream"], job["scale"], job["o"],
+                                                     job["normalise"], job["full_scale"])
+    return arrays
 
 
 def _table_provenance(job: dict, cells: list[dict], cell_paths: list[Path]) -> dict:
@@ -56,16 +77,13 @@ def _table_provenance(job: dict, cells: list[dict], cell_paths: list[Path]) -> d
     }
 
 
-def _percent(fraction: float) -> str:
-    return f"{100 * fraction:.3g}%"
-
-
 def table_caption(job: dict, cells: list[dict]) -> str:
     replay = job["replay"]
-    others = [f"{c['method']} {_percent(c['settings']['replay'])}" for c in cells if c["settings"]["replay"] != replay]
-    return (f"{job['study']} study, {job['model']}: mean ± std over seeds {job['seeds']}. "
+    others = [f"{c['method']} {percent(c['settings']['replay'])}" for c in cells if c["settings"]["replay"] != replay]
+    level = table_results.Statistics.of(cells).level
+    return (f"{job['study']} study, {job['model']}: mean [{percent(level)} interval] over seeds {job['seeds']}. "
             f"E on each downstream set's primary metric, F over upstream sets {job['upstream']}. "
-            + (f"Every tuning batch mixes in {_percent(replay)} upstream replay (a forgetting mitigation)" if replay
+            + (f"Every tuning batch mixes in {percent(replay)} upstream replay (a forgetting mitigation)" if replay
                else "No upstream replay")
             + (f", except: {', '.join(dict.fromkeys(others))}." if others else "."))
 

@@ -11,8 +11,9 @@ from ..results import figures, landing, samples
 
 
 def tradeoff(title: str, cell_paths: list[Path], out: Path) -> None:
-    figures.plot_tradeoff([read_json(p) for p in cell_paths], Path(out), title)
-    progress.drew(f"tradeoff {Path(out).stem}", [out])
+    """`out`: the PNG; its SVG goes beside it."""
+    written = figures.plot_tradeoff([read_json(p) for p in cell_paths], Path(out), title)
+    progress.drew(f"tradeoff {Path(out).stem}", written)
 
 
 def figures_page(job: dict, cell_paths: list[Path], outputs: dict[str, Path]) -> None:

@@ -6,12 +6,13 @@ rule tradeoff:
     input:
         cells=lambda w: PLAN.cell_paths(w.model),
     output:
-        report(
+        png=report(
             TABLES["plot"],
             caption="../report/tradeoff.rst",
             category="Trade-off",
             labels={"model": "{model}", "file": "E vs F"},
         ),
+        svg=TABLES["plot_svg"],
     log:
         log("tradeoff", "{model}"),
     conda:
@@ -60,6 +61,7 @@ rule figures:
             subcategory="per downstream set",
             labels={"model": "{model}", "dataset": "{dataset}"},
         ),
+        scores_svg=FIGURES["scores_svg"],
         loss=report(
             directory(FIGURES["loss"]),
             patterns=["{method}/{dataset}.png"],
