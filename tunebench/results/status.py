@@ -1,18 +1,24 @@
-"""Which cells of a study are done, running, failed or missing, read from the results and from
-Snakemake's own bookkeeping in `.snakemake/` (locks, incomplete-output markers, logs), so it works the
-same for local runs and SLURM runs (the main Snakemake process keeps both while its jobs run)."""
+"""Which cells of a study are done, outdated, running, failed or missing, read from the results and
+from Snakemake's own bookkeeping in `.snakemake/` (locks, incomplete-output markers, logs), so it works
+the same for local runs and SLURM runs (the main Snakemake process keeps both while its jobs run). A
+cell file counts as done only if the current plan would build the same (its recorded plan digest), and
+a lock only while its Snakemake process runs."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from base64 import urlsafe_b64decode
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
+from .. import slices
 from ..files import read_json
 from ..plan import ZEROSHOT, Plan
 
-STATES = ("done", "running", "failed", "missing")
+STATES = ("done", "outdated", "running", "failed", "missing")
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,38 @@ class Bookkeeping:
     def read(cls, workdir: Path) -> Bookkeeping:
         meta = Path(workdir) / ".snakemake"
         locks = meta / "locks"
-        return cls(locked=locks.is_dir() and any(locks.iterdir()), incomplete=frozenset(_incomplete(meta)),
+        locked = locks.is_dir() and any(locks.iterdir()) and snakemake_runs_in(workdir)
+        return cls(locked=locked, incomplete=frozenset(_incomplete(meta)),
                    failed=_failed_outputs(meta / "log", Path(workdir)))
+
+
+def _is_snakemake(cmdline: list[str]) -> bool:
+    """`snakemake ...`, `python /venv/bin/snakemake ...` or `python -m snakemake ...`."""
+    return any(Path(arg).name == "snakemake" for arg in cmdline[:3])
+
+
+def snakemake_runs_in(workdir: Path) -> bool:
+    """Whether a Snakemake process on this host works in `workdir` (it changes into its --directory).
+    Snakemake's lock files name no process, and one that was killed leaves them behind."""
+    target = Path(workdir).resolve()
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if _is_snakemake(process.info["cmdline"] or []) and Path(process.cwd()).resolve() == target:
+                return True
+        except psutil.Error:  # gone meanwhile, or another user's
+            continue
+    return False
+
+
+def built_under_another_plan(cell: dict, plan: Plan, model: str, method: str, dataset: str) -> str | None:
+    """Why a cell file is not what the current plan builds (None: it is). Its recorded plan digest is
+    the cell's rerun trigger over its whole chain (config slices, code, local data), so a cell built
+    under another config, O formula or code, or left behind by a failed or killed rebuild, differs."""
+    recorded = cell.get("provenance", {})
+    if recorded.get("plan_digest") == plan.trigger("cell", model=model, method=method, dataset=dataset):
+        return None
+    changed = slices.changes(recorded.get("plan"), plan.cell_job(model, method, dataset))
+    return f"built under another plan ({changed or 'code, data or settings of an earlier stage changed'})"
 
 
 def _incomplete(meta: Path) -> list[str]:
@@ -122,28 +158,38 @@ def cell_status(workdir: Path, plan: Plan, model: str, method: str, dataset: str
 
     if unfinished and book.locked:
         return status("running", "writing " + _some(unfinished))
+    # What stops the cell from being done, whatever file it has: a job of its chain failed (its output
+    # still missing) or was interrupted.
     failures = sorted({why for out, why in book.failed.items() if _within(out, chain) and not (workdir / out).exists()})
+    if unfinished:
+        failures.append("interrupted: " + _some(unfinished) + " (no Snakemake process on this host works in "
+                        "the directory: rerun with --rerun-incomplete)")
     diverged = _diverged(runs)
-    if (workdir / cell_file).exists():
-        cell = read_json(workdir / cell_file)
+    cell = read_json(workdir / cell_file) if (workdir / cell_file).exists() else None
+    stale = cell and built_under_another_plan(cell, plan, model, method, dataset)
+    if failures:
+        return status("failed", "; ".join(failures + diverged + ([stale] if stale else [])))
+    if stale:
+        return status("outdated", stale)
+    if cell:
         mean, std = cell["mean"], cell["std"]
         result = (", ".join(f"{m} {mean[m]:.1f} ± {std[m]:.1f}" for m in ("E", "F", "O")) if mean
                   else cell.get("missing_reason", "no result"))
         result += f" ({cell['n_seeds']}/{len(cell['seeds'])} seeds)"
         return status("failed", "; ".join(diverged) + "; " + result) if diverged else status("done", result)
-    if failures or diverged:
-        return status("failed", "; ".join(failures + diverged))
-    if unfinished:
-        return status("failed", "interrupted: " + _some(unfinished) + " (rerun with --rerun-incomplete)")
+    if diverged:
+        return status("failed", "; ".join(diverged))
     seeds = plan.seeds
     scored = sum((workdir / plan.scores(model, method, dataset, s)).exists() for s in seeds)
     return status("missing", f"{len(runs)}/{len(seeds)} seeds tuned, {scored}/{len(seeds)} scored")
 
 
 def study_status(workdir: Path, plan: Plan) -> list[CellStatus]:
-    book = Bookkeeping.read(Path(workdir))
-    return [cell_status(Path(workdir), plan, model, method, dataset, book)
-            for model in plan.models for method in plan.methods for dataset in plan.downstream]
+    workdir = Path(workdir).resolve()
+    book = Bookkeeping.read(workdir)
+    with contextlib.chdir(workdir):  # local data paths in the config are the workflow's, relative to it
+        return [cell_status(workdir, plan, model, method, dataset, book)
+                for model in plan.models for method in plan.methods for dataset in plan.downstream]
 
 
 def render(plan: Plan, cells: list[CellStatus]) -> str:

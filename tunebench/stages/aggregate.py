@@ -10,10 +10,13 @@ from ..results import cells as cell_results
 from ..results import tables as table_results
 
 
-def _cell_provenance(job: dict, runs: dict[int, dict], base_dirs: dict[int, Path], data_paths: list[Path]) -> dict:
-    """The resolved plan slice, runs, data and weights behind one cell."""
+def _cell_provenance(job: dict, plan_digest: str, runs: dict[int, dict], base_dirs: dict[int, Path],
+                     data_paths: list[Path]) -> dict:
+    """The resolved plan slice and the digest of the whole plan behind it (`tunebench.plan.job_digest`:
+    `tunebench status` counts the cell done only while the current plan has the same), runs, data and weights."""
     return {
         "plan": job,
+        "plan_digest": plan_digest,
         "runs": {str(seed): {"seed": seed, "environment": run.get("environment"),
                              "base_weights": provenance.weights_hashes(base_dirs[seed])}
                  for seed, run in runs.items()},
@@ -23,9 +26,9 @@ def _cell_provenance(job: dict, runs: dict[int, dict], base_dirs: dict[int, Path
 
 
 def cell(job: dict, base_scores: dict[int, list[Path]], tuned_scores: dict[int, Path], runs: dict[int, Path],
-         base_dirs: dict[int, Path], data_paths: list[Path], out: Path) -> None:
+         base_dirs: dict[int, Path], data_paths: list[Path], out: Path, plan_digest: str) -> None:
     """`job`: the plan's cell slice; `base_scores`: per seed, the zero-shot scores files of the
-    cell's eval sets (one per set)."""
+    cell's eval sets (one per set); `plan_digest`: the cell's rerun trigger, recorded."""
     def merged(paths: list[Path]) -> dict:
         return {name: entry for path in paths for name, entry in read_json(path).items()}
 
@@ -36,7 +39,7 @@ def cell(job: dict, base_scores: dict[int, list[Path]], tuned_scores: dict[int, 
                                      job["scale"], o_formula=job["o"])
     result["settings"] = job["settings"]
     result["metric"] = {d: f"{metric} x {job['scale'][d]:g}" for d, metric in job["metric"].items()}
-    result["provenance"] = _cell_provenance(job, run_records, base_dirs, data_paths)
+    result["provenance"] = _cell_provenance(job, plan_digest, run_records, base_dirs, data_paths)
     write_json(result, out)
     progress.aggregated(result)
 

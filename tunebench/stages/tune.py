@@ -20,17 +20,20 @@ from ..models import families, inputs
 from ..models.loading import load_base
 from ..provenance import environment
 from ..train import batches as batching
+from ..train import checkpoint as checkpoints
 from ..train import loop as training
 from ..train.launch import accelerate_command, main_process_port
 
 
 def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, Path], tuned_path: Path,
-         run_path: Path, checkpoint_every: int = 0) -> None:
+         run_path: Path, checkpoint_every: int = 0, code: str | None = None) -> None:
     """One tuning run; `job` is the plan's tune slice (model loading keys, the method's resolved
     settings, how its tensors are saved, the replay sets). Writes the tuned tensors to `tuned_path`
     (an adapter directory, or the selected weights as one safetensors file), then `run_path`
     (run.json), last: its presence means the run finished. A diverged run writes no tensors: an empty
-    placeholder stands at `tuned_path` and run.json says at which step the loss stopped being finite."""
+    placeholder stands at `tuned_path` and run.json says at which step the loss stopped being finite.
+    `code`: the stage's code fingerprint; with the slice and the inputs' content it is the run's
+    identity, and only a checkpoint of that identity is resumed (run.json's `checkpoint` says)."""
     settings, seed, dataset = dict(job["settings"]), job["seed"], job["dataset"]
     fam = families.family(job["load"]["family"])
     training.seed_everything(seed)
@@ -58,7 +61,9 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
     model, expected = methods.apply(model, fam, settings, losses)
     batches = batching.Batches(pools, [batching.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     run_dir = Path(run_path).parent
-    checkpoint = training.checkpoint_path(run_dir)
+    checkpoint = checkpoints.checkpoint_path(run_dir)
+    # The base model is an input file only when the workflow built it; an hf model is named by the slice.
+    input_files = ([base] if job["load"]["source"] == "embedded" else []) + [train_path, *replay_paths.values()]
     if settings["group_by_length"] > 1:
         batches = batching.LengthGrouped(batches, [len(ids) for ids in data.input_ids], settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
@@ -69,7 +74,8 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
                                weight_decay=settings["weight_decay"], precision=job["load"]["precision"],
                                gradient_checkpointing=job["gradient_checkpointing"],
                                desc=f"tune {job['model']}/{job['method']}/{dataset} seed {seed}",
-                               checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+                               checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                               run_identity=checkpoints.identity(job, code, input_files))
     except training.Diverged as err:
         diverged = {"step": err.step, "reason": str(err)}
         stats = {"train_seconds": None, "peak_memory_mb": training.peak_memory_mb()}

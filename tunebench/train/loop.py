@@ -1,7 +1,8 @@
 """The training loop: the same loop pretrains the embedded base model and tunes any model with any
 method. The loss is averaged per sample over its answer tokens, then over the batch, so long
 captions do not dominate short answers. Every run writes a step log (loss, lr, samples/s) beside
-its output, and checkpoints that a rerun resumes from."""
+its output, and checkpoints that a rerun of the same run resumes from (tunebench.train.checkpoint). A
+run whose loss, gradient norm or weights stop being finite is stopped as diverged, with its step."""
 
 from __future__ import annotations
 
@@ -19,17 +20,43 @@ from accelerate import Accelerator, PartialState
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from ..files import atomic_write
 from ..models.inputs import Encoded, collate
+from . import checkpoint as checkpoints
 from .batches import Batches
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
 class Diverged(RuntimeError):
-    def __init__(self, step: int, loss: float):
-        super().__init__(f"loss became {loss} at step {step}")
-        self.step, self.loss = step, loss
+    def __init__(self, step: int, what: str, value):
+        super().__init__(f"{what} became {value} at step {step}")
+        self.step = step
+
+
+def check_finite(step: int, what: str, value: float) -> None:
+    """Every step, cheaply: the loss before the update, and the norm of the gradient it applies."""
+    if not math.isfinite(value):
+        raise Diverged(step, what, value)
+
+
+def check_weights(step: int, model) -> None:
+    """At checkpoints and at the end: every trainable tensor's norm finite, so no blow-up is ever kept.
+    The norm, not only the entries: weights of ~1e30 (an lr of 1e30) are finite, but their squares
+    overflow float32, and so does every norm or dot product over them (NaN on the next forward pass)."""
+    for name, p in model.named_parameters():
+        if p.requires_grad and not torch.isfinite(torch.linalg.vector_norm(p.detach().float())):
+            value = ("nan" if torch.isnan(p).any() else "inf" if torch.isinf(p).any()
+                     else f"too large (max |w| {p.detach().abs().max().item():.3g}: its norm overflows float32)")
+            raise Diverged(step, f"trainable tensor {name}", value)
+
+
+@torch.no_grad()
+def check_last_update(step: int, accelerator, model, batch: dict, labels: torch.Tensor) -> None:
+    """The loss after the last update, which no later step checks: weights that are finite but huge
+    (an lr of 1e30) give NaN on the next forward pass."""
+    loss = accelerator.reduce(batch_loss(model, batch, labels), "mean").item()
+    if not math.isfinite(loss):
+        raise Diverged(step, "loss after the last update", loss)
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -74,70 +101,31 @@ def is_main_process() -> bool:
     return PartialState().is_main_process
 
 
-def checkpoint_path(out_dir: Path) -> Path:
-    """Beside the run's output, not in it: Snakemake deletes a job's outputs before rerunning it."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / f"{out_dir.name}.checkpoint.pt"
-
-
-def _rng_states() -> dict:
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states:
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _save_checkpoint(path: Path, accelerator, model, optimizer, scheduler, step: int, log_rows: list, losses: list):
-    """Trainable tensors (not the frozen base), optimizer, scheduler, RNG states and the step reached,
-    written under a temporary name then renamed, so a kill mid-save leaves the previous checkpoint."""
+def _save_checkpoint(path: Path, run_identity: dict, accelerator, model, optimizer, scheduler, step: int,
+                     log_rows: list, losses: list) -> None:
+    """The trainable tensors (not the frozen base), optimizer, scheduler and the step reached, written
+    by the main process (tunebench.train.checkpoint.save) while the others wait."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        state = {
-            "step": step,
-            "trainable": {n: p.detach().cpu() for n, p in unwrapped.named_parameters() if p.requires_grad},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": _rng_states(),
-            "log": log_rows,
-            "losses": losses,
-        }
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        trainable = {n: p for n, p in unwrapped.named_parameters() if p.requires_grad}
+        checkpoints.save(path, run_identity, {"step": step, "trainable": trainable, "optimizer": optimizer.state_dict(),
+                                              "scheduler": scheduler.state_dict(), "log": log_rows, "losses": losses})
     accelerator.wait_for_everyone()
-
-
-def _load_checkpoint(path: Path, accelerator, model, optimizer, scheduler) -> dict:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    unwrapped = accelerator.unwrap_model(model)
-    trainable = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
-    if set(state["trainable"]) != trainable:
-        raise ValueError(f"{path}: checkpoint holds other trainable tensors than this run; delete it to start over")
-    unwrapped.load_state_dict(state["trainable"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    _set_rng_states(state["rng"])
-    return state
 
 
 def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup: int,
           log_path: Path, max_grad_norm: float = 1.0, weight_decay: float = 0.0, desc: str = "train",
-          checkpoint: Path | None = None, checkpoint_every: int = 0,
+          checkpoint: Path | None = None, checkpoint_every: int = 0, run_identity: dict | None = None,
           precision: str = "fp32", gradient_checkpointing: bool = False) -> dict:
     """Optimise the model's trainable parameters; returns what the run really did. `precision`
     bf16/fp16 autocasts the forward pass (weights and optimizer state stay fp32).
 
     With `checkpoint` and `checkpoint_every`, the state is saved every that many steps and a rerun
-    resumes from it: the batch sequence is redrawn from its seed and the steps already done are
-    skipped, so an interrupted run ends where an uninterrupted one does. The caller removes the
-    checkpoint once the run's outputs are written. Under `accelerate launch` each of N processes
+    with the same `run_identity` (checkpoint.identity) resumes from it: the batch sequence is redrawn
+    from its seed and the steps already done are skipped, so an interrupted run ends where an
+    uninterrupted one does. A checkpoint of another run is discarded (stats["checkpoint"] says why).
+    The caller removes the checkpoint once the run's outputs are written. Under `accelerate launch` each of N processes
     takes 1/N of every global batch and gradients are averaged, so the global batch stays the same.
     """
     # cpu=True without CUDA: accelerate only takes processes started by `accelerate launch` as
@@ -152,9 +140,14 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
     # process saw a whole batch; here the processes share one global batch, so one step is one step.
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    resumed = None
-    if checkpoint is not None and Path(checkpoint).exists():
-        resumed = _load_checkpoint(checkpoint, accelerator, model, optimizer, scheduler)
+    resumed, checkpoint_note = None, None
+    run_identity = run_identity or checkpoints.identity({}, None, [])
+    if checkpoint is not None:
+        unwrapped = accelerator.unwrap_model(model)
+        trainable = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
+        resumed, checkpoint_note = checkpoints.resumable(checkpoint, run_identity, trainable)
+        if resumed:
+            checkpoints.restore(resumed, unwrapped, optimizer, scheduler)
     done = resumed["step"] if resumed else 0
     log_rows, losses = (resumed["log"], resumed["losses"]) if resumed else ([], [])
     attempt = log_rows[-1]["attempt"] + 1 if log_rows else 0
@@ -177,11 +170,11 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
             loss = batch_loss(model, batch, labels)
             # The mean over processes: every process sees the same value, so all stop together.
             global_loss = accelerator.reduce(loss.detach(), "mean").item()
-            if not math.isfinite(global_loss):
-                raise Diverged(step, global_loss)
+            check_finite(step, "loss", global_loss)
             accelerator.backward(loss)
-            if max_grad_norm:
-                accelerator.clip_grad_norm_(params, max_grad_norm)
+            # Without clipping (max_grad_norm 0) the norm is still measured: an infinite limit clips nothing.
+            grad_norm = accelerator.clip_grad_norm_(params, max_grad_norm or math.inf)
+            check_finite(step, "gradient norm", float(grad_norm))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -195,12 +188,18 @@ def train(model, data: Encoded, batches: Batches, pad_id: int, lr: float, warmup
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
             if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < batches.total_steps:
-                _save_checkpoint(checkpoint, accelerator, model, optimizer, scheduler, step, log_rows, losses)
+                check_weights(step, accelerator.unwrap_model(model))
+                _save_checkpoint(checkpoint, run_identity, accelerator, model, optimizer, scheduler, step,
+                                 log_rows, losses)
+    if done < batches.total_steps:
+        check_weights(batches.total_steps, accelerator.unwrap_model(model))
+        check_last_update(batches.total_steps, accelerator, model, batch, labels)
     seconds = time.perf_counter() - start
     trained = batches.total_steps - done
     return {
         "steps": batches.total_steps,
         "resumed_from_step": done or None,
+        "checkpoint": checkpoint_note,
         "train_seconds": round(seconds, 2),
         "samples_per_s": round(trained * batches.batch_size / seconds, 1) if trained else None,
         "final_loss": float(np.mean(losses[-20:])),

@@ -4,7 +4,7 @@ FIGURES = paths.report_outputs(R, "{model}")
 rule tradeoff:
     """E vs F of every method of one model (the trade-off plot beside its table)."""
     input:
-        cells=lambda w: PLAN.cell_paths(w.model),
+        unpack(cells),
     output:
         report(
             TABLES["plot"],
@@ -19,6 +19,7 @@ rule tradeoff:
     params:
         title=lambda w: PLAN.title(w.model),
         code=code_fingerprint("report"),
+        made_from=made_from(cells),
     script:
         "../scripts/tradeoff.py"
 
@@ -27,15 +28,7 @@ rule figures:
     """What only `snakemake --report` shows for one model: zero-shot vs tuned scores per dataset, the
     training loss of every cell, and every cell's costs and provenance."""
     input:
-        cells=lambda w: PLAN.cell_paths(w.model),
-        runs=lambda w: sorted(
-            {
-                PLAN.run_json(w.model, m, d, s)
-                for m in METHODS
-                for d in DOWNSTREAM
-                for s in SEEDS
-            }
-        ),
+        unpack(figures_inputs),
     output:
         scores=report(
             FIGURES["scores"],
@@ -65,5 +58,6 @@ rule figures:
     params:
         job=lambda w: canonical(PLAN.figures_job(w.model)),
         code=code_fingerprint("report"),
+        made_from=made_from(figures_inputs),
     script:
         "../scripts/figures.py"

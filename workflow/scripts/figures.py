@@ -1,7 +1,8 @@
 import json
 
-from tunebench import progress
+from tunebench import files, progress
 from tunebench.stages import report
 
 with progress.logged(snakemake.log[0]):
+    files.remove_temporaries(snakemake.output)
     report.figures_page(json.loads(snakemake.params.job), snakemake.input.cells, dict(snakemake.output.items()))

@@ -2,10 +2,11 @@ import json
 
 import torch
 
-from tunebench import progress
+from tunebench import files, progress
 from tunebench.stages import predict
 
 with progress.logged(snakemake.log[0]):
+    files.remove_temporaries(snakemake.output)
     torch.set_num_threads(snakemake.threads)
     sets = snakemake.params.sets
     predict.predict(

@@ -1,9 +1,10 @@
 import json
 
-from tunebench import progress
+from tunebench import files, progress
 from tunebench.stages import score
 
 with progress.logged(snakemake.log[0]):
+    files.remove_temporaries(snakemake.output)
     sets = snakemake.params.sets
     score.score_run(
         json.loads(snakemake.params.job),

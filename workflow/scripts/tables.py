@@ -1,7 +1,8 @@
 import json
 
-from tunebench import progress
+from tunebench import files, progress
 from tunebench.stages import aggregate
 
 with progress.logged(snakemake.log[0]):
+    files.remove_temporaries(snakemake.output)
     aggregate.tables(json.loads(snakemake.params.job), snakemake.input.cells, dict(snakemake.output.items()))

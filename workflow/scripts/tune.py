@@ -1,9 +1,10 @@
 import json
 
-from tunebench import plan, progress
+from tunebench import files, plan, progress
 from tunebench.stages import tune
 
 with progress.logged(snakemake.log[0]):
+    files.remove_temporaries(snakemake.output)
     job = json.loads(snakemake.params.job)
     tune.run(
         {
@@ -14,6 +15,7 @@ with progress.logged(snakemake.log[0]):
             "tuned_path": snakemake.output.tuned,
             "run_path": snakemake.output.run,
             "checkpoint_every": plan.checkpoint_every(snakemake.config),
+            "code": snakemake.params.code,
         },
         processes=int(snakemake.resources.get("gpu", 0)),
         threads=snakemake.threads,
