@@ -1,6 +1,6 @@
 """The `tunebench` command.
 
-- `tunebench status`: which cells of a study are done, running, failed or missing.
+- `tunebench status`: which cells of a study are done, outdated, running, failed or missing.
 - `tunebench prepare`: one dataset split as the workflow prepares it (Parquet + manifest).
 - `tunebench score`: a predictions file scored by the dataset's protocol (the metrics JSON), e.g.
   another tool's outputs.

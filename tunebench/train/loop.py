@@ -52,8 +52,8 @@ def check_weights(step: int, model) -> None:
 
 @torch.no_grad()
 def check_last_update(step: int, accelerator, model, batch: dict, labels: torch.Tensor) -> None:
-    """The loss after the last update, which no later step checks: weights that are finite but huge
-    (an lr of 1e30) give NaN on the next forward pass."""
+    """The loss after the last update, which no later step checks (weights whose norm is finite can
+    still overflow on a forward pass)."""
     loss = accelerator.reduce(batch_loss(model, batch, labels), "mean").item()
     if not math.isfinite(loss):
         raise Diverged(step, "loss after the last update", loss)
