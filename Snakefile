@@ -9,8 +9,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-# Every file given to --configfile must be a study config (a target typed after it is read as one).
-check_config_files(workflow.overwrite_configfiles or [])
+# Every config file, read again strictly (a duplicate key refused: Snakemake keeps the last one), must be
+# a study config (a target typed after --configfile is read as one).
+check_config_files(workflow.configfiles)
 
 
 # The resolved plan (tunebench.plan): schema, names and every setting checked before any job runs.

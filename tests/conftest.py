@@ -1,10 +1,11 @@
 import shutil
 
 import pytest
+from tuning_helpers import DOWNSTREAM
 from workflow_helpers import edited_small, snakemake, write_own_data
 
-from tunebench.data import world
-from tunebench.models import embedded
+from tunebench.data import schema, sources, world
+from tunebench.models import embedded, loading
 
 TINY_ARCH = dict(hidden_size=32, image_size=48, patch_size=16, vision_layers=1, text_layers=4, heads=2,
                  kv_heads=1, vocab_size=400)
@@ -68,3 +69,15 @@ def parallel_tuning(study, tmp_path_factory):
     configfile = edited_small(workdir / "parallel.yaml", longer_runs_reported_often)
     runs = [f"results/small/tune/tiny/{method}/big_count/seed0/run.json" for method in ("lora", "last")]
     return workdir, snakemake(workdir, *runs, configfile=configfile), workdir / "tracking"
+
+
+@pytest.fixture(scope="session")
+def tuning_inputs(tmp_path_factory, tiny_records):
+    """A saved tiny base model and a downstream train split, as the workflow would have them
+    (tests/tuning_helpers.py starts runs on them)."""
+    root = tmp_path_factory.mktemp("tuning")
+    model, processor = build_tiny_model(tiny_records)
+    loading.save(model, processor, root / "base")
+    frame, _manifest = sources.prepare("big_count", DOWNSTREAM, "train", 0)
+    schema.write_split(frame, root / "train.parquet")
+    return root

@@ -292,7 +292,7 @@ def test_missing_image_is_named(tmp_path):
 
 def test_undecodable_image_is_named(tmp_path):
     entry = with_rows(tmp_path, PUBLIC["mme"](), lambda rows: rows[2].update(image={"bytes": b"not a png", "path": None}))
-    with pytest.raises(sources.DatasetError, match=r"dataset 'mme', split 'test', row '2': image cannot be decoded"):
+    with pytest.raises(sources.DatasetError, match=r"dataset 'mme', split 'test', row '2': not an image \(PNG/JPEG"):
         sources.prepare("mme", entry, "test", 0)
 
 

@@ -160,14 +160,18 @@ def test_every_registered_method_kind_declares_how_it_saves_and_its_settings_sch
 def test_slices_hold_only_what_shapes_each_stage(default):
     p = build(default)
     prepare = p.prepare_job("big_colour", "test")
-    assert set(prepare["entry"]) == {"source", "task", "train_images", "test_images", "skip_bad_rows"}
+    assert set(prepare["entry"]) == {"source", "task", "train_images", "test_images", "skip_bad_rows",
+                                     "max_image_pixels"}
     assert set(p.score_job(["big_colour"])["big_colour"]) == {"metric", "primary", "protocol", "format", "resamples",
                                                               "resample_seed"}
     cell = p.cell_job(MODEL, "lora", "big_colour")
     assert (cell["ci"], cell["resample_seed"], cell["normalise"]) == (0.95, 0, "none")
     assert cell["full_scale"] == {"big_colour": 100.0, "shapes_vqa": 100.0, "shapes_yesno": 100.0,
                                   "shapes_choice": 100.0, "shapes_caption": 1000.0}  # the cell's sets
-    assert p.predict_job(MODEL, None, ["big_colour"])["max_new_tokens"] == {"big_colour": None}
+    assert p.predict_job(MODEL, study_plan.ZEROSHOT, "big_colour")["max_new_tokens"] == {"big_colour": None}
+    # What loading a tuned model reads of its method: not what only shaped its tuned weights (lr, steps).
+    assert p.predict_job(MODEL, "lora", "big_colour")["method"] == {
+        "kind": "lora", "r": 8, "alpha": 16, "dropout": 0.0, "targets": ["q_proj", "v_proj"]}
 
 
 def test_a_methods_replay_fraction_is_honoured_in_its_batches(default):

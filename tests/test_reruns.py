@@ -6,15 +6,16 @@ import shutil
 from pathlib import Path
 
 import yaml
-from workflow_helpers import SMALL, copy_of_repo, planned_jobs, snakemake
+from workflow_helpers import (
+    AFTER_CELLS,
+    SMALL,
+    copy_of_repo,
+    planned_jobs,
+    rules,
+    snakemake,
+)
 
 from tunebench.evaluation import metrics
-
-AFTER_CELLS = ["all", "cell", "figures", "landing", "tables", "tradeoff"]
-
-
-def rules(jobs) -> list[str]:
-    return sorted({rule for rule, _ in jobs})
 
 
 def planned_with(study, tmp_path, edit) -> list[tuple[str, dict]]:

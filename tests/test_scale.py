@@ -148,7 +148,7 @@ def test_two_fsdp_processes_train_as_one_process_does(saved, method):
 
 def _predict_args(saved: Path, name: str, batch_size: int) -> dict:
     plan = saved_model_plan(saved / "base", {"predict_batch_size": batch_size})
-    return {"job": plan.predict_job("tiny", None, ["big_count"]), "base": str(saved / "base"), "tuned": None,
+    return {"job": plan.predict_job("tiny", study_plan.ZEROSHOT, "big_count"), "base": str(saved / "base"), "tuned": None,
             "run_path": None, "test_paths": {"big_count": str(saved / "test.parquet")},
             "outputs": {"big_count": str(saved / name / "big_count.jsonl")},
             "control": study_plan.job_control(plan.config, "tiny")}

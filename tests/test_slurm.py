@@ -5,9 +5,7 @@ Without one the test is skipped, unless TUNEBENCH_SLURM=1 (set by .ci/run) requi
 """
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -17,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from workflow_helpers import ROOT, SMALL, planned_jobs, write_own_data
+from workflow_helpers import ROOT, SMALL, planned_jobs, require_slurm, write_own_data
 
 # The model jobs of the small study (one seed): pretraining, zero-shot prediction on each of the 5 test
 # sets, one tuning per method on big_count (`lora` by `tune`; `last` and the diverging `boom` by
@@ -31,29 +29,9 @@ TEST_CLUSTER_RESOURCES = [*(f"{rule}:gpu=0" for rule in CLUSTER_JOBS),
                           *(f"{rule}:{setting}" for rule in TUNE_RULES for setting in ("mem_mb=1500", "runtime=10"))]
 
 
-def cluster_answers() -> bool:
-    if not shutil.which("sinfo"):
-        return False
-    try:  # sinfo retries for about a minute when no controller answers
-        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
 @pytest.fixture(scope="session")
 def job_completion_log() -> str:
-    """Where slurmctld records every finished job; fails or skips at once when no cluster answers."""
-    if not cluster_answers():
-        if os.environ.get("TUNEBENCH_SLURM") == "1":
-            pytest.fail("TUNEBENCH_SLURM=1 but no SLURM cluster answers `sinfo`: start one with "
-                        "`.ci/slurm-cluster start`")
-        pytest.skip("no SLURM cluster answers `sinfo` (.ci/slurm-cluster start runs one)")
-    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
-    settings = dict(re.findall(r"^(\w+)\s+= (.*)$", config, re.M))
-    if settings.get("JobCompType") != "jobcomp/filetxt":
-        pytest.fail(f"the test reads SLURM's job completion log: JobCompType is {settings.get('JobCompType')}, "
-                    "not jobcomp/filetxt (see .ci/slurm-cluster)")
-    return settings["JobCompLoc"]
+    return require_slurm()
 
 
 def completed_jobs(log_path: str, name_prefix: str) -> dict[str, dict]:

@@ -1,6 +1,7 @@
 """`tunebench status` on the finished small study and on copies of it with outdated, failed, running
 and missing cells."""
 
+import contextlib
 import json
 import os
 import re
@@ -13,29 +14,24 @@ from base64 import urlsafe_b64encode
 import polars as pl
 import pytest
 import yaml
-from workflow_helpers import ROOT, SMALL, edited_small, snakemake
+from workflow_helpers import ROOT, SMALL, edited_small, run_status, snakemake, status
 
 
-def run_status(workdir, configfile=SMALL, *options, cwd=ROOT) -> str:
-    done = subprocess.run([sys.executable, "-m", "tunebench.cli", "status", "--configfile", str(configfile),
-                           "--directory", str(workdir), *options], capture_output=True, text=True, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def status(workdir, configfile=SMALL) -> dict[str, tuple[str, str]]:
-    """method -> (state, detail), from the command's output."""
-    table = run_status(workdir, configfile).split("\n\n")[0]  # then, once every cell is built, the seeds line
-    rows = [line.split(None, 4) for line in table.splitlines()[2:]]
-    return {r[1]: (r[3], r[4] if len(r) > 4 else "") for r in rows}
-
-
-def mark_running(workdir, output: str) -> None:
-    """What Snakemake records while a job runs: its output marked incomplete, the directory locked."""
+@contextlib.contextmanager
+def marked_running(workdir, output: str):
+    """What Snakemake records while a job runs: its output marked incomplete, the directory locked,
+    and a process named snakemake working in the directory. On leaving, the process dies and its
+    records stay behind, as when Snakemake is SIGKILLed (tests/test_faults.py kills a real one)."""
     (workdir / ".snakemake" / "incomplete" / urlsafe_b64encode(output.encode()).decode()).write_text("{}")
     lock = workdir / ".snakemake" / "locks" / "0.output.lock"
     lock.parent.mkdir(exist_ok=True)
     lock.write_text(output)
+    process = subprocess.Popen(["bash", "-c", "exec -a snakemake sleep 600"], cwd=workdir)
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_a_finished_study_is_done_but_for_its_diverged_cell(study):
@@ -82,11 +78,12 @@ def test_failed_running_and_missing_cells(grown):
     rows = [{"step": step, "total_steps": 80, "loss": 1.0, "attempt": 0, "time": now - 0.5 * (39 - step)}
             for step in range(1, 40)]
     (workdir / tune_dir / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    mark_running(workdir, tune_dir)
-    state, detail = status(workdir, configfile)["later"]
+    with marked_running(workdir, tune_dir):
+        state, detail = status(workdir, configfile)["later"]
     eta = re.fullmatch(r"tuning seed 0: step 39/80, ETA (\d+) s", detail)
     assert state == "running" and eta and int(eta[1]) <= 41 * 0.5, detail  # less the time since its last step
-    (workdir / ".snakemake" / "locks" / "0.output.lock").unlink()  # Snakemake is gone: the job was interrupted
+    # Snakemake is gone, its lock left behind: the job was interrupted.
+    assert (workdir / ".snakemake" / "locks" / "0.output.lock").exists()
     state, detail = status(workdir, configfile)["later"]
     assert state == "failed" and "interrupted" in detail and "--rerun-incomplete" in detail
 
@@ -95,12 +92,12 @@ def test_a_cell_aggregating_or_between_its_jobs_is_running(grown):
     workdir, configfile = grown
     cell = "results/small/cells/tiny/lora/big_count.json"
     (workdir / cell).unlink()
-    mark_running(workdir, cell)
-    assert status(workdir, configfile)["lora"] == ("running", "aggregating")
-    for marker in (workdir / ".snakemake" / "incomplete").iterdir():
-        marker.unlink()
-    # Scored, its cell not started yet, the study running: not "missing".
-    assert status(workdir, configfile)["lora"] == ("running", "waiting for its next job: 1/1 seeds tuned, 1/1 scored")
+    with marked_running(workdir, cell):
+        assert status(workdir, configfile)["lora"] == ("running", "aggregating")
+        for marker in (workdir / ".snakemake" / "incomplete").iterdir():
+            marker.unlink()
+        # Scored, its cell not started yet, the study running: not "missing".
+        assert status(workdir, configfile)["lora"] == ("running", "waiting for its next job: 1/1 seeds tuned, 1/1 scored")
 
 
 def test_changing_a_methods_lr_in_a_finished_study_makes_its_cell_outdated(study, tmp_path):

@@ -124,7 +124,8 @@ def test_one_cell_is_rebuilt_by_asking_for_its_file(study):
 def test_a_diverged_cell_is_missing_with_its_step_and_the_others_are_fine(study):
     _, results = study
     run = json.loads((results / "tune" / "tiny" / "boom" / "big_count" / "seed0" / "run.json").read_text())
-    assert run["diverged"]["step"] >= 1 and "loss became" in run["diverged"]["reason"]
+    # lr 1e30: the weights its second update leaves overflow any norm (checked before that step's checkpoint)
+    assert run["diverged"]["step"] == 2 and "became too large" in run["diverged"]["reason"]
     cell = json.loads((results / "cells" / "tiny" / "boom" / "big_count.json").read_text())
     assert cell["mean"] is None and f"diverged at step {run['diverged']['step']}" in cell["missing_reason"]
     table = pl.read_csv(results / "tables" / "tiny.csv")
@@ -141,7 +142,7 @@ def test_without_keep_tuned_weights_weights_go_and_adapters_and_checkpoints_are_
     assert not (runs / "last" / "big_count" / "seed0" / "tuned_weights.safetensors").exists()
     assert (runs / "lora" / "big_count" / "seed0" / "adapter" / "adapter_model.safetensors").exists()
     # small.yaml checkpoints every 2 of 4 steps; a finished run leaves no checkpoint behind.
-    assert not list(results.rglob("*.checkpoint.pt"))
+    assert not list(results.rglob("*.checkpoint.*"))
 
 
 def test_adding_a_method_and_a_dataset_runs_only_the_new_cells(study, tmp_path):

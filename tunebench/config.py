@@ -2,12 +2,15 @@
 config refers to. `tunebench.plan` builds the resolved plan from what this returns.
 
 The schema catches unknown keys and wrong types; `validate` adds the checks a schema cannot make
-(every name a config refers to exists), and names the offending key in every message.
+(every name a config refers to exists, every number finite), and names the offending key in every
+message. Config files are read strictly: a key given twice in one mapping is refused (YAML would keep
+the last one silently).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import jsonschema
@@ -92,9 +95,22 @@ def sweep_entry(method: str) -> str:
     return method.partition(SWEEP)[0]
 
 
+def non_finite(value, path: tuple = ()) -> list[str]:
+    """Every NaN or infinity in a config: YAML reads .nan and .inf as numbers, and no range in the
+    schema refuses NaN (every comparison with it is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"config key {_key(path)}: {value} is not a finite number"]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in non_finite(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in non_finite(item, (*path, i))]
+    return []
+
+
 def validate(config: dict) -> dict:
     """Check `config`; return it with schema defaults filled in and sweeps expanded (in place).
     Raises ConfigError naming the key."""
+    fail(non_finite(config))
     spec = schema()
     expand_sweeps(config, {k for k, v in spec["$defs"]["tuning"]["properties"].items() if v.get("type") == "array"})
     errors = sorted(Validator(spec).iter_errors(config), key=lambda e: list(e.path))
@@ -144,8 +160,45 @@ def load(*paths: str | Path) -> dict:
     """The config files merged as Snakemake merges them (later files override keys), validated."""
     merged: dict = {}
     for path in paths:
-        merge(merged, yaml.safe_load(Path(path).read_text()) or {})
+        merge(merged, read_config_file(path) or {})
     return validate(merged)
+
+
+def duplicate_keys(path: str | Path) -> list[str]:
+    """Every key given twice in one mapping of a YAML file, with both lines."""
+    problems = []
+
+    def walk(node, where: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[tuple, int] = {}
+            for key, value in node.value:
+                name = (key.tag, key.value) if isinstance(key, yaml.ScalarNode) else None
+                line = key.start_mark.line + 1
+                if name in lines:
+                    problems.append(f"{path}: key {_key((*where, key.value))} is given twice, on lines "
+                                    f"{lines[name]} and {line} (YAML would keep the last one and drop the first)")
+                elif name is not None:
+                    lines[name] = line
+                walk(value, (*where, getattr(key, "value", "?")))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*where, i))
+
+    walk(yaml.compose(Path(path).read_text(), Loader=yaml.SafeLoader), ())
+    return problems
+
+
+def read_config_file(path: str | Path):
+    """A config file's content, read strictly: a duplicate key or malformed YAML is a ConfigError
+    naming the file."""
+    try:
+        problems = duplicate_keys(path)
+        loaded = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return loaded
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -190,11 +243,13 @@ def dataset_problems(name: str, entry: dict) -> list[str]:
 
 
 def check_config_files(paths: list[str]) -> None:
-    """Refuse a config file that is no study config, before its keys give baffling schema errors:
-    Snakemake reads every argument after --configfile as a config file, targets included."""
+    """Read again, strictly, the config files Snakemake was given (it reads them itself, keeping the
+    last of duplicate keys); and refuse a config file that is no study config, before its keys give
+    baffling schema errors: Snakemake reads every argument after --configfile as a config file,
+    targets included."""
     allowed = set(yaml.safe_load(SCHEMA_PATH.read_text())["properties"])
     for path in paths:
-        loaded = yaml.safe_load(Path(path).read_text())
+        loaded = read_config_file(path)
         strange = sorted(set(loaded) - allowed) if isinstance(loaded, dict) else ["<not a mapping>"]
         if strange:
             raise ConfigError(

@@ -3,6 +3,8 @@ Every function takes the study's results directory first (`results_dir(config)`)
 
 from __future__ import annotations
 
+import re
+
 
 def results_dir(config: dict) -> str:
     return f"results/{config['study']}"
@@ -53,3 +55,31 @@ def report_outputs(root: str, model: str) -> dict[str, str]:
 def landing(root: str) -> str:
     """The report's front page (reStructuredText), every model's results."""
     return f"{root}/report/landing.rst"
+
+
+
+# What each job kind writes, as the layout above spells it: names never hold a '/' (the schema's
+# name pattern), so a path names its job.
+_NAME = r"[^/]+"
+_WRITTEN_BY = {
+    "prepare": rf"data/(?P<dataset>{_NAME})/(?P<split>train|test)\.(?:parquet|manifest\.json)",
+    "pretrain": rf"base/(?P<model>{_NAME})/seed(?P<seed>\d+)",
+    "tune": rf"tune/(?P<model>{_NAME})/(?P<method>{_NAME})/(?P<dataset>{_NAME})/seed(?P<seed>\d+)/{_NAME}",
+    "predict": rf"predictions/(?P<model>{_NAME})/(?P<run>{_NAME})/(?P<dataset>{_NAME})/seed(?P<seed>\d+)/{_NAME}\.jsonl",
+    "score": rf"scores/(?P<model>{_NAME})/(?P<run>{_NAME})/(?P<dataset>{_NAME})/seed(?P<seed>\d+)\.json",
+    "cell": rf"cells/(?P<model>{_NAME})/(?P<method>{_NAME})/(?P<dataset>{_NAME})\.json",
+}
+
+
+def written_by(root: str, path: str) -> tuple[str, dict[str, str]] | None:
+    """The job kind that writes `path` and its key (model, method, dataset, seed, ...); None for a
+    path no job of the study writes."""
+    prefix = f"{root}/"
+    if not str(path).startswith(prefix):
+        return None
+    rest = str(path)[len(prefix):]
+    for kind, pattern in _WRITTEN_BY.items():
+        found = re.fullmatch(pattern, rest)
+        if found:
+            return kind, found.groupdict()
+    return None

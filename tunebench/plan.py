@@ -5,13 +5,14 @@ model x method, the method's settings with every default filled in (schema defau
 method defaults from the method's registry entry, then the shared `tuning` block, the method's
 entry, the model's `tuning` and its `methods.<name>`); the tuning run each method predicts from
 (shared per model); how each run's tensors are saved; and every path. Each rule hands its jobs a
-slice of it (`*_job`), holding exactly the settings that shape that job's outputs, so a slice is also
-the job's rerun trigger. Light: no torch.
+slice of it (`*_job`), holding exactly the settings that shape that job's outputs, and its inputs
+(`*_inputs`). A job's rerun trigger is its slice, its stage's code fingerprint and the triggers of the
+jobs that wrote its inputs (`made_from`), so a change anywhere upstream reaches every job after it.
+Light: no torch.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from . import config as study_config
 from . import paths
 from .data import digest, sources
 from .evaluation import metrics
+from .fingerprint import code_fingerprint
 from .methods import registry as methods
 from .models import families
+from .slices import canonical, digest_of  # noqa: F401 (canonical: the workflow's params, as plan.canonical)
 
 # Applied when predicting, not when tuning: methods differing only here share one tuning run.
 PREDICTION_KEYS = ("wise_alpha",)
@@ -32,10 +35,14 @@ ZEROSHOT = "zeroshot"
 ADAPTER_DIR = "adapter"
 WEIGHTS_FILE = "tuned_weights.safetensors"
 
+# The stage whose code fingerprint each kind of job carries.
+STAGE_OF = {"prepare": "prepare", "pretrain": "pretrain", "tune": "tune", "predict": "predict", "score": "score",
+            "cell": "aggregate"}
 
-def canonical(value) -> str:
-    """A slice as Snakemake compares params (by repr): sorted keys, so reordering a config reruns nothing."""
-    return json.dumps(value, sort_keys=True)
+
+def job_digest(code: str, job: dict, made_from: str) -> str:
+    """A job's rerun trigger in one digest: its stage's code, its slice and what wrote its inputs."""
+    return digest_of([code, job, made_from])
 
 
 class Plan:
@@ -51,6 +58,7 @@ class Plan:
         self.seeds = list(config["seeds"])
         self.settings = {(model, method): self._resolve(model, method) for model in self.models for method in self.methods}
         self._check()
+        self._triggers: dict[tuple, str] = {}
 
     # ---- resolution ------------------------------------------------------------------------
 
@@ -167,6 +175,86 @@ class Plan:
                                                             paths.report_outputs(self.root, model))
                 for p in outputs.values()] + [paths.landing(self.root)]
 
+    # ---- each rule's inputs --------------------------------------------------------------
+
+    def pretrain_inputs(self, model: str, seed) -> dict:
+        return {"train": [self.data(name, "train") for name in self.upstream]}
+
+    def tune_inputs(self, model: str, method: str, dataset: str, seed) -> dict:
+        return {"base": self.base_input(model, seed), "train": self.data(dataset, "train"),
+                "replay": [self.data(name, "train") for name in self.replay_sets(model, method)]}
+
+    def predict_inputs(self, model: str, run: str, dataset: str, seed) -> dict:
+        """`run`: a method (its tuned model), or ZEROSHOT (the base model on `dataset`)."""
+        inputs = {"base": self.base_input(model, seed),
+                  "tests": [self.data(name, "test") for name in self.eval_sets(run, dataset)]}
+        if run != ZEROSHOT:
+            inputs |= {"tuned": self.tuned_path(model, run, dataset, seed), "run": self.run_json(model, run, dataset, seed)}
+        return inputs
+
+    def score_inputs(self, model: str, run: str, dataset: str, seed) -> dict:
+        inputs = {"predictions": self.predictions(model, run, dataset, seed),
+                  "tests": [self.data(name, "test") for name in self.eval_sets(run, dataset)]}
+        if run != ZEROSHOT:  # a tuned run's run.json says whether it diverged (then there is nothing to score)
+            inputs["run"] = self.run_json(model, run, dataset, seed)
+        return inputs
+
+    def cell_inputs(self, model: str, method: str, dataset: str) -> dict:
+        sets = [dataset] + self.upstream
+        replay = [self.data(name, "train") for name in self.replay_sets(model, method)]
+        return {"base_scores": [p for seed in self.seeds for p in self.zeroshot_scores(model, seed, sets)],
+                "tuned_scores": [self.scores(model, method, dataset, seed) for seed in self.seeds],
+                "runs": [self.run_json(model, method, dataset, seed) for seed in self.seeds],
+                "base": [path for seed in self.seeds for path in self.base_input(model, seed)],
+                # Every dataset file the cell's runs read: hashed into its provenance.
+                "data": [self.data(dataset, "train")] + replay + [self.data(name, "test") for name in sets]}
+
+    def figures_inputs(self, model: str) -> dict:
+        return {"cells": self.cell_paths(model),
+                "runs": sorted({self.run_json(model, m, d, s) for m in self.methods for d in self.downstream
+                                for s in self.seeds}),
+                "samples": sorted({path for sets in self.sample_files(model).values() for files in sets.values()
+                                   for path in files.values()})}
+
+    # ---- rerun triggers ------------------------------------------------------------------
+
+    def _job(self, kind: str, key: dict) -> tuple[dict, dict]:
+        """(slice, inputs) of one job, as its rule builds them."""
+        if kind == "prepare":
+            return self.prepare_job(key["dataset"], key["split"]), {}
+        if kind == "pretrain":
+            return self.pretrain_job(key["model"], key["seed"]), self.pretrain_inputs(key["model"], key["seed"])
+        if kind == "tune":
+            args = key["model"], key["method"], key["dataset"], key["seed"]
+            return self.tune_job(*args), self.tune_inputs(*args)
+        if kind == "predict":
+            return (self.predict_job(key["model"], key["run"], key["dataset"]),
+                    self.predict_inputs(key["model"], key["run"], key["dataset"], key["seed"]))
+        if kind == "score":
+            return (self.score_job(self.eval_sets(key["run"], key["dataset"])),
+                    self.score_inputs(key["model"], key["run"], key["dataset"], key["seed"]))
+        args = key["model"], key["method"], key["dataset"]
+        return self.cell_job(*args), self.cell_inputs(*args)
+
+    def trigger(self, kind: str, **key) -> str:
+        """One job's rerun trigger (`job_digest`): its stage's code, its slice and, recursively, the
+        triggers of the jobs that wrote its inputs. `kind` and `key` as `paths.written_by` gives them."""
+        memo = (kind, tuple(sorted(key.items())))
+        if memo not in self._triggers:
+            job, inputs = self._job(kind, key)
+            self._triggers[memo] = job_digest(code_fingerprint(STAGE_OF[kind]), job, self.made_from(inputs))
+        return self._triggers[memo]
+
+    def made_from(self, inputs) -> str:
+        """One digest over the triggers of the jobs that wrote `inputs` (a `*_inputs` mapping, or a list
+        of paths). In a rule's params it closes the chain: a change upstream reruns the rule
+        even where a killed or temporary input is gone and its old output would otherwise stand."""
+        values = inputs.values() if isinstance(inputs, dict) else [inputs]
+        files = [str(p) for v in values for p in ([v] if isinstance(v, str) else v)]
+        jobs = {(kind, tuple(sorted(key.items())))
+                for kind, key in filter(None, (paths.written_by(self.root, f) for f in files))}
+        return digest_of(sorted(self.trigger(kind, **dict(key)) for kind, key in jobs))
+
     # ---- each rule's slice ---------------------------------------------------------------
 
     def replay_sets(self, model: str, method: str) -> list[str]:
@@ -197,13 +285,20 @@ class Plan:
                 "settings": self.training_settings(model, method), "saves": self.saves(model, method),
                 "replay": self.replay_sets(model, method)}
 
-    def predict_job(self, model: str, method: str | None, sets: list[str]) -> dict:
-        """`method` None: the base model (zero-shot)."""
+    def prediction_settings(self, model: str, method: str) -> dict:
+        """What loading a tuned model reads of its method: the kind, its own settings (modules it adds)
+        and WiSE-FT's alpha. The rest shaped the tuned weights, which are the prediction's input."""
+        settings = self.settings[(model, method)]
+        own = methods.METHODS[settings["kind"]].settings
+        return {k: v for k, v in settings.items() if k == "kind" or k in own or k in PREDICTION_KEYS}
+
+    def predict_job(self, model: str, run: str, dataset: str) -> dict:
+        """`run`: a method, or ZEROSHOT (the base model on `dataset` alone)."""
         spec = self.config["models"][model]
-        lengths = {name: self.config["datasets"][name].get("max_new_tokens") for name in sets}
+        lengths = {name: self.config["datasets"][name].get("max_new_tokens") for name in self.eval_sets(run, dataset)}
         return {"model": model, "load": self._load(model), "batch_size": spec["predict_batch_size"],
                 "max_new_tokens": lengths,
-                "method": None if method is None else self.settings[(model, method)]}
+                "method": None if run == ZEROSHOT else self.prediction_settings(model, run)}
 
     def score_job(self, sets: list[str]) -> dict:
         """What scoring reads of each set: its metric, the key that enters E/F/O, how option letters are

@@ -29,10 +29,10 @@ def _files(path: Path) -> list[Path]:
     return sorted(Path(root) / name for root, _, names in os.walk(path) for name in names)
 
 
-def tree_digest(paths: list[Path], cache_path: Path = CACHE) -> str:
+def tree_digest(paths: list[Path], cache_path: Path | None = CACHE) -> str:
     """One digest over the names and contents of every file under `paths` (a missing path counts
-    as absent: its job then fails, naming it)."""
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    as absent: its job then fails, naming it). `cache_path` None: every file read, nothing cached."""
+    cache = json.loads(cache_path.read_text()) if cache_path and cache_path.is_file() else {}
     changed = False
     digest = hashlib.sha256()
     for top in paths:
@@ -47,6 +47,6 @@ def tree_digest(paths: list[Path], cache_path: Path = CACHE) -> str:
                 cache[key] = {"stamp": stamp, "sha256": file_sha256(file)}
                 changed = True
             digest.update(f"{file.relative_to(top) if file != top else ''}\0{cache[key]['sha256']}\0".encode())
-    if changed:
+    if changed and cache_path:
         write_json(cache, cache_path)
     return digest.hexdigest()[:16]

@@ -15,10 +15,12 @@ one source per split (`train:` and `test:`), since evaluation copies often lack 
 The first two hold rows in the dataset's public schema, converted by the entry's `format`
 (tunebench.data.formats.FORMATS). A source lacking a column its format reads (or a `where:` key)
 is refused before any row is converted, naming dataset, split, source, the column and the
-columns it has. Every row is checked here (image present and decodable, an answer, choices that
-fit); a bad row fails with the dataset, split and row id, or, with `skip_bad_rows: true`, is
-skipped and listed in the split's manifest. Never a silent drop. References that are placeholders
-(an evaluation copy without public answers) are refused for the whole split.
+columns it has. Every row is checked here (image present, decodable and within the pixel limit, an
+image path inside the images folder, an answer, choices that fit); a bad row, and a line of a JSONL
+or CSV file that holds no row, fails with the dataset, split and row id (or line), or, with
+`skip_bad_rows: true`, is skipped and listed in the split's manifest. Never a silent drop.
+References that are placeholders (an evaluation copy without public answers) are refused for the
+whole split.
 """
 
 from __future__ import annotations
@@ -26,19 +28,23 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import polars as pl
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from . import formats, world
 from .formats import TASK_TYPES, RowError
 from .schema import SCHEMA
 
 SPLITS = ("train", "test")
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's decompression-bomb limit: the schema's default
 
 
 class DatasetError(ValueError):
@@ -154,15 +160,66 @@ def _task_type(entry: dict) -> str:
     return entry["task_type"] if "task_type" in entry else formats.FORMATS[entry["format"]].task_type
 
 
-def _read_file(name: str, split: str, path: Path) -> list[dict]:
+class BadRow(dict):
+    """A line or entry of a rows file that holds no row (malformed, or no object): it fails, or is
+    skipped under skip_bad_rows, as a bad row does, named by where it is."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__()
+        self.where, self.reason = where, reason
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+
+
+def _row(value, where: str):
+    return value if isinstance(value, dict) else BadRow(where, f"{_JSON_TYPES[type(value)]}, not an object")
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    rows = []
+    for n, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+            if line.strip():
+                rows.append(_row(json.loads(line), f"line {n}"))
+        except UnicodeDecodeError:
+            rows.append(BadRow(f"line {n}", "not UTF-8 text"))
+        except json.JSONDecodeError as err:
+            rows.append(BadRow(f"line {n}", f"not valid JSON in {str(path)!r}: {err.msg} (column {err.colno})"))
+    return rows
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return rows
+            except csv.Error as err:
+                rows.append(BadRow(f"line {reader.line_num}", f"malformed CSV in {str(path)!r}: {err}"))
+                continue
+            fields = len(reader.fieldnames) + len(row.get(None, [])) - list(row.values()).count(None)
+            if fields != len(reader.fieldnames):
+                rows.append(BadRow(f"line {reader.line_num}", f"{fields} fields in {str(path)!r}, its header has "
+                                                              f"{len(reader.fieldnames)}"))
+            else:
+                rows.append(row)
+
+
+def _read_file(name: str, split: str, path: Path):
+    """A JSON file's content; JSONL and CSV as rows, a line that holds no row as a BadRow."""
     if not path.is_file():
         raise DatasetError(f"dataset {name!r}, split {split!r}: file {str(path)!r} not found")
     try:
         if path.suffix == ".csv":
-            with open(path, newline="") as f:
-                return list(csv.DictReader(f))
+            return _csv_rows(path)
         if path.suffix == ".jsonl":
-            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            return _jsonl_rows(path)
         return json.loads(path.read_text())
     except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as err:
         raise DatasetError(f"dataset {name!r}, split {split!r}: cannot read {str(path)!r}: {err}") from err
@@ -172,13 +229,25 @@ def file_rows(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows
     """`llava` (LLaVA JSON) and `local` (bring-your-own JSONL/CSV); images under `images`."""
     path = Path(spec["path"])
     rows = _read_file(name, split, path)
+    if not isinstance(rows, list):
+        raise DatasetError(f"dataset {name!r}, split {split!r}: {str(path)!r} holds "
+                           f"{_JSON_TYPES.get(type(rows), 'an object')}, not a list of rows")
+    rows = [_row(row, f"entry {i}") for i, row in enumerate(rows)]
     task_type = _task_type(entry)
     if spec["source"] == "llava":
         convert, required = formats.llava, formats.LLAVA_COLUMNS
     else:
         convert, required = formats.own, formats.OWN_COLUMNS + (("question",) if task_type != "caption" else ())
-    return Rows(rows, lambda row, i: convert(row, i, task_type), lambda row, i: str(row.get("id", i)),
-                Path(spec.get("images", path.parent)), required, f"source {spec['source']}")
+
+    def converted(row: dict, i: int) -> list[dict]:
+        if isinstance(row, BadRow):
+            raise RowError(row.reason)
+        return convert(row, i, task_type)
+
+    def row_id(row: dict, i: int) -> str:
+        return row.where if isinstance(row, BadRow) else str(row.get("id", i))
+
+    return Rows(rows, converted, row_id, Path(spec.get("images", path.parent)), required, f"source {spec['source']}")
 
 
 def rsvqa_release(name: str, entry: dict, spec: dict, split: str, seed: int) -> Rows:
@@ -236,7 +305,51 @@ def local_files(spec: dict) -> list[Path]:
 
 # ---- images and checks -----------------------------------------------------------------------
 
-def image_bytes(value, base_dir: Path | None) -> bytes:
+def image_path(value: str, base_dir: Path | None) -> Path:
+    """A row's image path, inside its images folder: a row naming '../secret.png' or '/etc/...' is
+    refused (rows files get shared; the folder is what the config names)."""
+    if base_dir is None:
+        return Path(value)
+    path = Path(os.path.normpath(base_dir / value))
+    if not Path(os.path.abspath(path)).is_relative_to(os.path.abspath(base_dir)):
+        raise RowError(f"image path {value!r} is outside the images folder {str(base_dir)!r}")
+    return path
+
+
+@contextmanager
+def _pixel_limit_of_our_own():
+    """Pillow's own decompression-bomb check off: the caller applies the dataset's limit, naming the row."""
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _decoded(data: bytes, what: str, max_pixels: int) -> bytes:
+    """`data` checked to be an image within `max_pixels`; PNG and JPEG as they are, other formats as PNG."""
+    try:
+        with _pixel_limit_of_our_own(), Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > max_pixels:  # before decoding: a decompression bomb is never expanded
+                raise RowError(f"over the pixel limit: {what} is {width}x{height} = {width * height:,} pixels, "
+                               f"more than max_image_pixels {max_pixels:,}")
+            image.load()
+            if image.format in ("PNG", "JPEG"):
+                return data
+            buffer = io.BytesIO()  # e.g. RSVQA's GeoTIFFs: stored as PNG
+            image.convert("RGB").save(buffer, format="PNG")
+            return buffer.getvalue()
+    except UnidentifiedImageError as err:
+        raise RowError(f"not an image (PNG/JPEG/... as Pillow reads them): {what}") from err
+    except RowError:
+        raise
+    except Exception as err:
+        detail = re.sub(r" at 0x[0-9a-fA-F]+", "", str(err))  # no memory addresses: manifests stay reproducible
+        raise RowError(f"image cannot be decoded ({type(err).__name__}: {detail}): {what}") from err
+
+
+def image_bytes(value, base_dir: Path | None, max_pixels: int = MAX_IMAGE_PIXELS) -> bytes:
     """The encoded image of a row: `datasets`' {bytes, path}, a path, raw bytes or a PIL image."""
     if isinstance(value, dict):
         value = value.get("bytes") or value.get("path")
@@ -244,26 +357,20 @@ def image_bytes(value, base_dir: Path | None) -> bytes:
         buffer = io.BytesIO()
         value.save(buffer, format="PNG")
         value = buffer.getvalue()
+    what = "the row's image bytes"
     if isinstance(value, str):
-        path = Path(value) if base_dir is None else base_dir / value
+        path = image_path(value, base_dir)
         if not path.is_file():
             raise RowError(f"image file {str(path)!r} not found")
-        value = path.read_bytes()
+        value, what = path.read_bytes(), f"image file {str(path)!r}"
+        if not value:
+            raise RowError(f"empty image file {str(path)!r}")
     if not value:
         raise RowError("missing image")
-    try:
-        with Image.open(io.BytesIO(value)) as image:
-            image.load()
-            if image.format not in ("PNG", "JPEG"):  # e.g. RSVQA's GeoTIFFs: stored as PNG
-                buffer = io.BytesIO()
-                image.convert("RGB").save(buffer, format="PNG")
-                value = buffer.getvalue()
-    except Exception as err:
-        raise RowError(f"image cannot be decoded ({type(err).__name__}: {err})") from err
-    return value
+    return _decoded(value, what, max_pixels)
 
 
-def convert_row(rows: Rows, i: int, name: str, split: str, spec: dict) -> list[dict]:
+def convert_row(rows: Rows, i: int, name: str, split: str, spec: dict, max_pixels: int) -> list[dict]:
     """Row i's checked records (images encoded); a placeholder reference fails the whole split."""
     row = rows.rows[i]
     try:
@@ -273,7 +380,7 @@ def convert_row(rows: Rows, i: int, name: str, split: str, spec: dict) -> list[d
                            "this split publishes no references to score against (as COCO's test split); "
                            "use a split that does (lmms-lab/COCO-Caption: val)") from err
     for r in converted:
-        r["image"] = image_bytes(r["image"], rows.base_dir)
+        r["image"] = image_bytes(r["image"], rows.base_dir, max_pixels)
         check_record(r)
     return converted
 
@@ -316,13 +423,13 @@ def draw_order(rows: Rows, limit: int | None, key: str) -> list[list[int]]:
 
 
 def read_unit(rows: Rows, unit: list[int], name: str, split: str, spec: dict,
-              skip_bad: bool) -> tuple[list[dict], list[dict], int]:
+              skip_bad: bool, max_pixels: int) -> tuple[list[dict], list[dict], int]:
     """A unit's records, the rows skipped as bad, and how many rows the format filtered out. A pair
     that lost a row is dropped whole: neither of its questions can be scored."""
     kept, skipped, filtered = [], [], 0
     for i in unit:
         try:
-            converted = convert_row(rows, i, name, split, spec)
+            converted = convert_row(rows, i, name, split, spec, max_pixels)
         except RowError as err:
             row_id = rows.row_id(rows.rows[i], i)
             if not skip_bad:
@@ -352,7 +459,8 @@ def prepare(name: str, entry: dict, split: str, seed: int) -> tuple[pl.DataFrame
     for unit in draw_order(rows, limit, f"{name}/{split}/{seed}"):
         if limit is not None and len(records) >= limit:
             break
-        kept, bad, dropped = read_unit(rows, unit, name, split, spec, entry.get("skip_bad_rows", False))
+        kept, bad, dropped = read_unit(rows, unit, name, split, spec, entry.get("skip_bad_rows", False),
+                                       entry.get("max_image_pixels", MAX_IMAGE_PIXELS))
         read, skipped, filtered = read + len(unit), skipped + bad, filtered + dropped
         if limit is not None and rows.unit and len(records) + len(kept) > limit:
             break

@@ -4,13 +4,12 @@ the tensors a method changed, reloaded onto the base model, optionally interpola
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..files import atomic_write, write_text
+from ..files import atomic_write, remove, write_text
 from ..models.families import family
 from ..models.loading import load_base
 from .registry import attach_modules
@@ -37,13 +36,13 @@ def save_tuned(model, trained: set[str], path: Path, placeholder: bool = False,
         changed = {re.sub(r"^base_model\.model\.|\.lora_[AB]\..*$", "", n) + ".weight" for n in trained}
         model, trained, state = model.merge_and_unload(), changed, None
     if hasattr(model, "peft_config"):  # a peft-wrapped model saves its adapter alone
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        if not placeholder:
-            model.save_pretrained(tmp, state_dict=state)
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        def save_adapter(tmp: Path) -> None:
+            tmp.mkdir()
+            if not placeholder:
+                model.save_pretrained(tmp, state_dict=state)
+
+        remove(path)
+        atomic_write(path, save_adapter)
     elif placeholder:
         write_text("", path)
     else:

@@ -1,15 +1,19 @@
 """Which cells of a study are done, outdated, running, failed or missing, read from the results and
 from Snakemake's own bookkeeping in `.snakemake/` (locks, incomplete-output markers, logs), so it works
 the same for local runs and SLURM runs (the main Snakemake process keeps both while its jobs run).
+A lock counts only while a Snakemake process works in the directory (a killed one leaves its locks).
 
-A built cell is outdated when Snakemake would rebuild something it rests on: `snakemake --summary`
-on the built cells, which compares what each output was built from (its plan slice and code
+A built cell is done only if the current plan would build the same: its recorded plan digest (the
+cell's rerun trigger over its whole chain) equals the current plan's, and `snakemake --summary` on
+the built cells, which compares what each output was built from (its plan slice and code
 fingerprint, which are its params; its inputs; its rule's code) with what the config and code give
-now. A running cell shows what runs, with the step and ETA of a training run from its train log.
+now, finds nothing to rebuild. A running cell shows what runs, with the step and ETA of a training
+run from its train log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -19,6 +23,9 @@ from base64 import urlsafe_b64decode
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import psutil
+
+from .. import slices
 from ..files import read_json, read_jsonl
 from ..plan import ZEROSHOT, Plan
 from ..progress import duration
@@ -55,8 +62,38 @@ class Bookkeeping:
     def read(cls, workdir: Path, pending: dict[str, tuple[str, str]] | None = None) -> Bookkeeping:
         meta = Path(workdir) / ".snakemake"
         locks = meta / "locks"
-        return cls(locked=locks.is_dir() and any(locks.iterdir()), incomplete=frozenset(_incomplete(meta)),
+        locked = locks.is_dir() and any(locks.iterdir()) and snakemake_runs_in(workdir)
+        return cls(locked=locked, incomplete=frozenset(_incomplete(meta)),
                    failed=_failed_outputs(meta / "log", Path(workdir)), pending=pending or {})
+
+
+def _is_snakemake(cmdline: list[str]) -> bool:
+    """`snakemake ...`, `python /venv/bin/snakemake ...` or `python -m snakemake ...`."""
+    return any(Path(arg).name == "snakemake" for arg in cmdline[:3])
+
+
+def snakemake_runs_in(workdir: Path) -> bool:
+    """Whether a Snakemake process on this host works in `workdir` (it changes into its --directory).
+    Snakemake's lock files name no process, and one that was killed leaves them behind."""
+    target = Path(workdir).resolve()
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if _is_snakemake(process.info["cmdline"] or []) and Path(process.cwd()).resolve() == target:
+                return True
+        except psutil.Error:  # gone meanwhile, or another user's
+            continue
+    return False
+
+
+def built_under_another_plan(cell: dict, plan: Plan, model: str, method: str, dataset: str) -> str | None:
+    """Why a cell file is not what the current plan builds (None: it is). Its recorded plan digest is
+    the cell's rerun trigger over its whole chain (config slices, code, local data), so a cell built
+    under another config, O formula or code, or left behind by a failed or killed rebuild, differs."""
+    recorded = cell.get("provenance", {})
+    if recorded.get("plan_digest") == plan.trigger("cell", model=model, method=method, dataset=dataset):
+        return None
+    changed = slices.changes(recorded.get("plan"), plan.cell_job(model, method, dataset))
+    return f"built under another plan ({changed or 'code, data or settings of an earlier stage changed'})"
 
 
 def _incomplete(meta: Path) -> list[str]:
@@ -213,26 +250,34 @@ def cell_status(workdir: Path, plan: Plan, model: str, method: str, dataset: str
     if under_way and book.locked:
         running = list({(what, seed): _running(workdir, what, seed, path) for path, what, seed in under_way}.values())
         return status("running", "; ".join(map(_describe, running)), running=running)
+    # What stops the cell from being done, whatever file it has: a job of its chain failed (its output
+    # still missing) or was interrupted.
     failures = sorted({why for out, why in book.failed.items()
                        if any(_within(out, path) for path, _, _ in chain) and not (workdir / out).exists()})
+    if under_way:
+        failures.append("interrupted: " + _some([p for p, _, _ in under_way]) + " (no Snakemake process on this "
+                        "host works in the directory: rerun with --rerun-incomplete)")
     diverged = _diverged(runs)
-    if (workdir / cell_file).exists():
-        result, summary = _result(read_json(workdir / cell_file))
+    cell = read_json(workdir / cell_file) if (workdir / cell_file).exists() else None
+    another_plan = cell and built_under_another_plan(cell, plan, model, method, dataset)
+    if failures:
+        return status("failed", "; ".join(failures + diverged + ([another_plan] if another_plan else [])))
+    if cell:
+        result, summary = _result(cell)
         # In the order they are built, so the first one whose own record changed is the cause.
         stale = [(out, *book.pending[out]) for path, _, _ in chain for out in book.pending if _within(out, path)]
         if stale:
             out, rule, why = next((s for s in stale if s[2] not in CONSEQUENCES), stale[0])
             return status("outdated", f"{why}: {out} (rule {rule}); {len(stale)} outputs to rebuild; as built: {summary}",
                           result=result)
+        if another_plan:
+            return status("outdated", f"{another_plan}; as built: {summary}", result=result)
         if diverged:  # a cell without a result says why itself
             return status("failed", summary if result["mean"] is None else "; ".join(diverged) + "; " + summary,
                           result=result)
         return status("done", summary, result=result)
-    if failures or diverged:
-        return status("failed", "; ".join(failures + diverged))
-    if under_way:
-        return status("failed", "interrupted: " + _some([p for p, _, _ in under_way])
-                      + " (rerun with --rerun-incomplete)")
+    if diverged:
+        return status("failed", "; ".join(diverged))
     seeds = plan.seeds
     scored = sum((workdir / plan.scores(model, method, dataset, s)).exists() for s in seeds)
     progress = f"{len(runs)}/{len(seeds)} seeds tuned, {scored}/{len(seeds)} scored"
@@ -245,12 +290,13 @@ def study_status(workdir: Path, plan: Plan, config_files: list[Path] | None = No
                  snakefile: Path = SNAKEFILE) -> list[CellStatus]:
     """Every cell's status; with `config_files` (the study's, as given to snakemake), built cells
     are checked against Snakemake's bookkeeping for being outdated."""
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
     cells = [(model, method, dataset) for model in plan.models for method in plan.methods for dataset in plan.downstream]
     built = [plan.cell_path(*cell) for cell in cells if (workdir / plan.cell_path(*cell)).exists()]
     pending = snakemake_pending(workdir, config_files, built, snakefile) if built and config_files else {}
     book = Bookkeeping.read(workdir, pending)
-    return [cell_status(workdir, plan, *cell, book) for cell in cells]
+    with contextlib.chdir(workdir):  # local data paths in the config are the workflow's, relative to it
+        return [cell_status(workdir, plan, *cell, book) for cell in cells]
 
 
 def counts(cells: list[CellStatus]) -> dict[str, int]:

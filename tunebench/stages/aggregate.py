@@ -11,10 +11,13 @@ from ..results import tables as table_results
 from ..results.tables import percent
 
 
-def _cell_provenance(job: dict, runs: dict[int, dict], base_dirs: dict[int, Path], data_paths: list[Path]) -> dict:
-    """The resolved plan slice, runs, data and weights behind one cell."""
+def _cell_provenance(job: dict, plan_digest: str, runs: dict[int, dict], base_dirs: dict[int, Path],
+                     data_paths: list[Path]) -> dict:
+    """The resolved plan slice and the digest of the whole plan behind it (`tunebench.plan.job_digest`:
+    `tunebench status` counts the cell done only while the current plan has the same), runs, data and weights."""
     return {
         "plan": job,
+        "plan_digest": plan_digest,
         "runs": {str(seed): {"seed": seed, "environment": run.get("environment"),
                              "base_weights": provenance.weights_hashes(base_dirs[seed])}
                  for seed, run in runs.items()},
@@ -29,9 +32,9 @@ def _merged(paths: list[Path]) -> dict:
 
 
 def cell(job: dict, base_scores: dict[int, list[Path]], tuned_scores: dict[int, Path], runs: dict[int, Path],
-         base_dirs: dict[int, Path], data_paths: list[Path], out: Path) -> None:
+         base_dirs: dict[int, Path], data_paths: list[Path], out: Path, plan_digest: str) -> None:
     """`job`: the plan's cell slice; `base_scores`: per seed, the zero-shot scores files of the
-    cell's eval sets (one per set)."""
+    cell's eval sets (one per set); `plan_digest`: the cell's rerun trigger, recorded."""
     seeds = job["seeds"]
     run_records = {seed: read_json(runs[seed]) for seed in seeds}
     per_seed = {seed: (_merged(base_scores[seed]), read_json(tuned_scores[seed]), run_records[seed]) for seed in seeds}
@@ -40,7 +43,7 @@ def cell(job: dict, base_scores: dict[int, list[Path]], tuned_scores: dict[int, 
                                      job["resample_seed"])
     result["settings"] = job["settings"]
     result["metric"] = {d: f"{metric} x {job['scale'][d]:g}" for d, metric in job["metric"].items()}
-    result["provenance"] = _cell_provenance(job, run_records, base_dirs, data_paths)
+    result["provenance"] = _cell_provenance(job, plan_digest, run_records, base_dirs, data_paths)
     write_json(result, out)
     progress.aggregated(result)
 

@@ -11,12 +11,14 @@ from ..files import write_json
 from ..models import embedded, inputs, loading
 from ..provenance import environment
 from ..train import batches as batching
+from ..train import checkpoint as checkpoints
 from ..train import loop as training
 
 
-def pretrain(job: dict, train_paths: dict[str, Path], out_dir: Path, control: dict) -> None:
+def pretrain(job: dict, train_paths: dict[str, Path], out_dir: Path, control: dict, code: str) -> None:
     """`job`: the plan's pretrain slice (model, seed, architecture, pretraining settings); `control`:
-    how the job runs (checkpoints, data-loading workers), never what it computes."""
+    how the job runs (checkpoints, data-loading workers), never what it computes; `code`: the stage's
+    code fingerprint (with the slice and the inputs' content: the identity a checkpoint must have)."""
     arch, settings, seed = job["architecture"], job["pretrain"], job["seed"]
     training.seed_everything(seed)
     train = records.read(train_paths)
@@ -31,10 +33,11 @@ def pretrain(job: dict, train_paths: dict[str, Path], out_dir: Path, control: di
     phases.append(batching.Phase(rest, {d: 1.0 for d in train}))
     batches = batching.Batches(pools, phases, settings["batch_size"], seed)
     out_dir = Path(out_dir)
-    checkpoint = training.checkpoint_path(out_dir)
+    checkpoint = checkpoints.checkpoint_path(out_dir)
     stats = training.train(model, data, batches, settings["lr"], settings["warmup"], out_dir / "train_log.jsonl",
                            desc=f"pretrain {job['model']} seed {seed}", num_workers=control["num_workers"],
-                           checkpoint=checkpoint, checkpoint_every=control["checkpoint_every"])
+                           checkpoint=checkpoint, checkpoint_every=control["checkpoint_every"],
+                           run_identity=checkpoints.identity(job, code, list(train_paths.values())))
     loading.save(model, processor, out_dir)
     write_json({"model": job["model"], "seed": seed, "settings": settings, "architecture": arch,
                 "total_params": sum(p.numel() for p in model.parameters()), **stats,

@@ -18,19 +18,23 @@ from ..models.loading import load_base
 from ..provenance import environment
 from ..tracking import finish_trackers, run_hyperparameters, run_trackers
 from ..train import batches as batching
+from ..train import checkpoint as checkpoints
 from ..train import loop as training
 from ..train.launch import run_stage, stage_main
 from ..train.sharding import full_tensors
 
 
 def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, Path], tuned_path: Path,
-         run_path: Path, control: dict) -> None:
+         run_path: Path, control: dict, code: str) -> None:
     """One tuning run; `job` is the plan's tune slice (model loading keys, the method's resolved
     settings, micro-batch and sharding, how its tensors are saved, the replay sets); `control` how
-    the job runs (checkpoints, data-loading workers, the experiment trackers it logs to). Writes the tuned tensors to `tuned_path` (an
-    adapter directory, or the selected weights as one safetensors file), then `run_path` (run.json),
-    last: its presence means the run finished. A diverged run writes no tensors: an empty
-    placeholder stands at `tuned_path` and run.json says at which step the loss stopped being finite."""
+    the job runs (checkpoints, data-loading workers, the experiment trackers it logs to); `code` the
+    stage's code fingerprint: with the slice and the inputs' content it is the run's identity, and
+    only a checkpoint of that identity is resumed (run.json's `checkpoint` says). Writes the tuned
+    tensors to `tuned_path` (an adapter directory, or the selected weights as one safetensors file),
+    then `run_path` (run.json), last: its presence means the run finished. A diverged run writes no
+    tensors: an empty placeholder stands at `tuned_path` and run.json says at which step and what
+    stopped being finite."""
     settings, seed, dataset = dict(job["settings"]), job["seed"], job["dataset"]
     fam = families.family(job["load"]["family"])
     training.seed_everything(seed)
@@ -58,7 +62,9 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
     model, expected = methods.apply(model, fam, settings, losses)
     batches = batching.Batches(pools, [batching.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     run_dir = Path(run_path).parent
-    checkpoint = training.checkpoint_path(run_dir)
+    checkpoint = checkpoints.checkpoint_path(run_dir)
+    # The base model is an input file only when the workflow built it; an hf model is named by the slice.
+    input_files = ([base] if job["load"]["source"] == "embedded" else []) + [train_path, *replay_paths.values()]
     if settings["group_by_length"] > 1:
         batches = batching.LengthGrouped(batches, data.lengths(), settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
@@ -72,7 +78,8 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
                                micro_batch_size=job["micro_batch_size"], distributed=job["distributed"],
                                num_workers=control["num_workers"],
                                desc=f"tune {job['model']}/{job['method']}/{dataset} seed {seed}",
-                               checkpoint=checkpoint, checkpoint_every=control["checkpoint_every"], trackers=trackers,
+                               checkpoint=checkpoint, checkpoint_every=control["checkpoint_every"],
+                               run_identity=checkpoints.identity(job, code, input_files), trackers=trackers,
                                hyperparameters=run_hyperparameters(job, tracking["study"]) if trackers else None)
     except training.Diverged as err:
         diverged = {"step": err.step, "reason": str(err)}
@@ -103,7 +110,7 @@ def run(args: dict, processes: int, threads: int) -> None:
     """Tune with `processes` data-parallel processes (the job's GPUs; 0 or 1: this process)."""
     run_dir = Path(args["run_path"]).parent
     run_stage("tunebench.stages.tune", main_with, args, processes, threads, run_dir / "tune_args.json",
-              relaunch_note=training.relaunch_note(training.checkpoint_path(run_dir)))
+              relaunch_note=training.relaunch_note(checkpoints.checkpoint_path(run_dir)))
 
 
 def main_with(args: dict, threads: int) -> None:

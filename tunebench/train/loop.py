@@ -1,7 +1,9 @@
 """The training loop: the same loop pretrains the embedded base model and tunes any model with any
 method. The loss is averaged per sample over its answer tokens, then over the global batch, so
 long captions do not dominate short answers. Every run writes a step log (loss, lr, samples/s)
-beside its output, and checkpoints that a rerun resumes from.
+beside its output, and checkpoints that a rerun of the same run resumes from
+(tunebench.train.checkpoint). A run whose loss, gradient norm or weights stop being finite is
+stopped as diverged, with its step.
 
 A global batch of B samples is spread over N processes (`accelerate launch`) and, within each, over
 micro-batches of at most `micro_batch_size` samples whose gradients accumulate before one
@@ -32,9 +34,9 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from transformers import get_cosine_schedule_with_warmup
 
-from ..files import atomic_write
 from ..models.inputs import Batched
 from ..progress import Progress
+from . import checkpoint as checkpoints
 from . import sharding
 from .memory import Halving, peak_memory_mb, peak_rss_mb
 
@@ -42,9 +44,35 @@ MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
 class Diverged(RuntimeError):
-    def __init__(self, step: int, loss: float):
-        super().__init__(f"loss became {loss} at step {step}")
-        self.step, self.loss = step, loss
+    def __init__(self, step: int, what: str, value):
+        super().__init__(f"{what} became {value} at step {step}")
+        self.step = step
+
+
+def check_finite(step: int, what: str, value: float) -> None:
+    """Every step, cheaply: the loss before the update, and the norm of the gradient it applies
+    (both the same in every process, so all stop together)."""
+    if not math.isfinite(value):
+        raise Diverged(step, what, value)
+
+
+def check_weights(step: int, accelerator, model) -> None:
+    """At checkpoints and at the end: every trainable tensor's norm finite, so no blow-up is ever kept.
+    The norm, not only the entries: weights of ~1e30 (an lr of 1e30) are finite, but their squares
+    overflow float32, and so does every norm or dot product over them (NaN on the next forward pass).
+    Each process checks what it holds (its shards under FSDP); all stop if any finds one."""
+    bad = None
+    for name, p in model.named_parameters():
+        local = p.detach()
+        local = local.to_local() if isinstance(local, sharding.DTensor) else local
+        if p.requires_grad and not torch.isfinite(torch.linalg.vector_norm(local.float())):
+            value = ("nan" if torch.isnan(local).any() else "inf" if torch.isinf(local).any()
+                     else f"too large (max |w| {local.abs().max().item():.3g}: its norm overflows float32)")
+            bad = (f"trainable tensor {name}", value)
+            break
+    found = accelerator.reduce(torch.tensor(float(bad is not None), device=accelerator.device), "sum").item()
+    if found:
+        raise Diverged(step, *(bad or ("a trainable tensor in another process's shard", "not finite")))
 
 
 def sample_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -83,34 +111,9 @@ def is_main_process() -> bool:
     return PartialState().is_main_process
 
 
-def checkpoint_path(out_dir: Path) -> Path:
-    """Beside the run's output, not in it: Snakemake deletes a job's outputs before rerunning it."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / f"{out_dir.name}.checkpoint.pt"
-
-
 def relaunch_note(checkpoint: Path) -> Path:
     """Where a multi-process run that ran out of memory leaves the micro-batch size to restart at."""
     return Path(checkpoint).with_suffix(".oom.json")
-
-
-def _rng_states() -> dict:
-    """In types `torch.load(weights_only=True)` reads back (numpy's state array as a tensor)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    states = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict) -> None:
-    random.setstate(states["python"])
-    kind, keys, pos, has_gauss, gauss = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states:
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 @dataclass
@@ -141,6 +144,7 @@ class _Run:
         self.data, self.steps, self.micro, self.num_workers = data, steps, micro, num_workers
         self.sharded, self.max_grad_norm, self.params = sharded, max_grad_norm, params
         self._feed, self._next = None, None
+        self.last = None  # the last micro-batch, for the check after the last update
 
     def plan(self, step: int, size: int) -> list[Micro]:
         acc = self.accelerator
@@ -171,12 +175,14 @@ class _Run:
                 losses = batch_losses(model, batch, labels)
                 acc.backward((losses * micro.weight).sum())
             total += losses.detach().sum() * (micro.weight > 0)
-        self._next = (step + 1, size)
+        self._next, self.last = (step + 1, size), (batch, labels)
         return acc.reduce(total, "sum").item() / len(self.steps[step - 1])
 
-    def update(self) -> None:
-        if self.max_grad_norm:
-            self.accelerator.clip_grad_norm_(self.params, self.max_grad_norm)
+    def update(self, step: int) -> None:
+        # Without clipping (max_grad_norm 0) the norm is still measured: an infinite limit clips nothing.
+        norm = self.accelerator.clip_grad_norm_(self.params, self.max_grad_norm or math.inf)
+        norm = norm.full_tensor() if isinstance(norm, sharding.DTensor) else norm
+        check_finite(step, "gradient norm", float(norm))
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -184,39 +190,45 @@ class _Run:
     def trainable(self) -> set[str]:
         return {n for n, p in self.accelerator.unwrap_model(self.model).named_parameters() if p.requires_grad}
 
-    def save(self, path: Path, step: int, log_rows: list, losses: list) -> None:
+    @torch.no_grad()
+    def check_last_update(self, step: int) -> None:
+        """The loss after the last update, which no later step checks (weights whose norm is finite
+        can still overflow on a forward pass)."""
+        batch, labels = self.last
+        loss = self.accelerator.reduce(batch_losses(self.model, batch, labels).mean(), "mean").item()
+        if not math.isfinite(loss):
+            raise Diverged(step, "loss after the last update", loss)
+
+    def save(self, path: Path, run_identity: dict, step: int, log_rows: list, losses: list) -> None:
         """Trainable tensors (not the frozen base) and optimizer state, whole (gathered from every
-        shard), scheduler, RNG states, the step and the micro-batch size reached, written under a
-        temporary name then renamed, so a kill mid-save leaves the previous checkpoint."""
+        shard), scheduler, the step and the micro-batch size reached, as a checkpoint of
+        `run_identity` (tunebench.train.checkpoint.save: data only, replaced atomically)."""
         acc = self.accelerator
         unwrapped = acc.unwrap_model(self.model)
+        check_weights(step, acc, unwrapped)
         trainable = sharding.full_tensors(unwrapped, self.trainable(), keep=acc.is_main_process)
         optimizer = get_optimizer_state_dict(unwrapped, self.optimizer.optimizer,
                                              options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         if acc.is_main_process:
-            state = {"step": step, "trainable": trainable, "optimizer": optimizer,
-                     "scheduler": self.scheduler.state_dict(), "rng": _rng_states(), "log": log_rows,
-                     "losses": losses, "micro_batch_size": self.micro.size, "halvings": self.micro.halvings}
-            atomic_write(path, lambda tmp: torch.save(state, tmp))
+            checkpoints.save(path, run_identity, {
+                "step": step, "trainable": trainable, "optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
+                "log": log_rows, "losses": losses, "micro_batch_size": self.micro.size, "halvings": self.micro.halvings})
         acc.wait_for_everyone()
 
-    def load(self, path: Path) -> dict:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if set(state["trainable"]) != self.trainable():
-            raise ValueError(f"{path}: checkpoint holds other trainable tensors than this run; delete it to start over")
+    def restore(self, state: dict) -> None:
+        """Put a resumable checkpoint's state back (checkpoint.resumable)."""
         unwrapped = self.accelerator.unwrap_model(self.model)
         options = StateDictOptions(full_state_dict=self.sharded, strict=False)
         set_model_state_dict(unwrapped, state["trainable"], options=options)
         set_optimizer_state_dict(unwrapped, self.optimizer.optimizer, state["optimizer"], options=options)
         self.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_states(state["rng"])
+        checkpoints.set_rng_states(state["rng"])
         self.micro.size, self.micro.halvings = min(self.micro.size, state["micro_batch_size"]), state["halvings"]
-        return state
 
 
 def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path, max_grad_norm: float = 1.0,
           weight_decay: float = 0.0, desc: str = "train", checkpoint: Path | None = None, checkpoint_every: int = 0,
-          precision: str = "fp32", gradient_checkpointing: bool = False, micro_batch_size: int | None = None,
+          run_identity: dict | None = None, precision: str = "fp32", gradient_checkpointing: bool = False, micro_batch_size: int | None = None,
           num_workers: int = 0, distributed: str = "ddp", trackers: list = (), hyperparameters: dict | None = None) -> dict:
     """Optimise the model's trainable parameters; returns what the run really did. `precision`
     bf16/fp16 autocasts the forward pass (weights and optimizer state stay fp32).
@@ -227,9 +239,10 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
     `distributed: fsdp` shards the model over the processes.
 
     With `checkpoint` and `checkpoint_every`, the state is saved every that many optimizer steps
-    and a rerun resumes from it: the batch sequence is redrawn from its seed and the steps already
-    done are skipped, so an interrupted run ends where an uninterrupted one does. The caller removes
-    the checkpoint once the run's outputs are written. `trackers` (tunebench.tracking) get every
+    and a rerun with the same `run_identity` (checkpoint.identity) resumes from it: the batch
+    sequence is redrawn from its seed and the steps already done are skipped, so an interrupted run
+    ends where an uninterrupted one does. A checkpoint of another run is discarded (stats
+    ["checkpoint"] says why). The caller removes the checkpoint once the run's outputs are written. `trackers` (tunebench.tracking) get every
     step's loss, lr and samples/s, and `hyperparameters`.
     """
     if distributed not in sharding.MODES:
@@ -261,7 +274,12 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
     share = math.ceil(batches.batch_size / accelerator.num_processes)
     micro = Halving(min(micro_batch_size or share, share), "micro-batch")
     run = _Run(accelerator, model, optimizer, scheduler, data, steps, micro, num_workers, sharded, max_grad_norm, params)
-    resumed = run.load(checkpoint) if checkpoint is not None and Path(checkpoint).exists() else None
+    resumed, checkpoint_note = None, None
+    run_identity = run_identity or checkpoints.identity({}, None, [])
+    if checkpoint is not None:
+        resumed, checkpoint_note = checkpoints.resumable(checkpoint, run_identity, run.trainable())
+        if resumed:
+            run.restore(resumed)
     note = relaunch_note(checkpoint) if checkpoint is not None else None
     if note is not None:
         micro.resume(note)  # restarted after running out of memory (newer than the checkpoint)
@@ -281,9 +299,8 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
                 loss = micro.run(lambda size: run.step(step, size), f"step {step}")
             else:
                 loss = micro.run_or_relaunch(lambda size: run.step(step, size), f"step {step}", note)
-            if not math.isfinite(loss):  # every process sees the same value, so all stop together
-                raise Diverged(step, loss)
-            run.update()
+            check_finite(step, "loss", loss)
+            run.update(step)
             losses.append(loss)
             rate = len(steps[step - 1]) / (time.perf_counter() - t0)
             step_lr = scheduler.get_last_lr()[0]
@@ -295,7 +312,10 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
             accelerator.log({"loss": loss, "lr": step_lr, "samples_per_s": rate}, step=step)
             progress.update(1, {"loss": float(np.mean(losses[-10:])), "samples/s": round(rate, 1)})
             if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < len(steps):
-                run.save(checkpoint, step, log_rows, losses)
+                run.save(checkpoint, run_identity, step, log_rows, losses)
+    if done < len(steps):
+        check_weights(len(steps), accelerator, accelerator.unwrap_model(model))
+        run.check_last_update(len(steps))
     seconds = time.perf_counter() - start
     trained = len(steps) - done
     if note is not None and accelerator.is_main_process:
@@ -303,6 +323,7 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
     return {
         "steps": len(steps),
         "resumed_from_step": done or None,
+        "checkpoint": checkpoint_note,
         "train_seconds": round(seconds, 2),
         "samples_per_s": round(trained * batches.batch_size / seconds, 1) if trained else None,
         "final_loss": float(np.mean(losses[-20:])),

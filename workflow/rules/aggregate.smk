@@ -1,21 +1,7 @@
 rule cell:
     """One table cell: a method on a downstream set, every seed, with E, F, O and their spread."""
     input:
-        base_scores=lambda w: [
-            p
-            for seed in SEEDS
-            for p in PLAN.zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)
-        ],
-        tuned_scores=lambda w: [
-            PLAN.scores(w.model, w.method, w.dataset, seed) for seed in SEEDS
-        ],
-        runs=lambda w: [
-            PLAN.run_json(w.model, w.method, w.dataset, seed) for seed in SEEDS
-        ],
-        base=lambda w: [
-            path for seed in SEEDS for path in PLAN.base_input(w.model, seed)
-        ],
-        data=cell_data,
+        unpack(cell_inputs),
     output:
         PLAN.cell_path("{model}", "{method}", "{dataset}"),
     log:
@@ -28,6 +14,7 @@ rule cell:
         job=lambda w: canonical(PLAN.cell_job(w.model, w.method, w.dataset)),
         base=lambda w: [PLAN.base_location(w.model, seed) for seed in SEEDS],
         code=code_fingerprint("aggregate"),
+        made_from=made_from(cell_inputs),
     script:
         "../scripts/cell.py"
 
@@ -38,7 +25,7 @@ TABLES = paths.table_outputs(R, "{model}")
 rule tables:
     """The paper-style table (HTML, Markdown, CSV, LaTeX) and its provenance for one model."""
     input:
-        cells=lambda w: PLAN.cell_paths(w.model),
+        unpack(cells),
     output:
         html=table_report(TABLES["html"], "table", "Tables", "table (HTML)"),
         md=table_report(TABLES["md"], "table", "Tables", "table (Markdown)"),
@@ -56,5 +43,6 @@ rule tables:
     params:
         job=lambda w: canonical(PLAN.table_job(w.model)),
         code=code_fingerprint("aggregate"),
+        made_from=made_from(cells),
     script:
         "../scripts/tables.py"

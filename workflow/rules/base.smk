@@ -1,7 +1,7 @@
 rule pretrain:
     """The embedded base model: tokenizer + tiny LLaVA-OneVision trained on the upstream train splits."""
     input:
-        train=[PLAN.data(name, "train") for name in UPSTREAM],
+        unpack(pretrain_inputs),
     output:
         directory(f"{R}/base/{{model}}/seed{{seed}}"),
     log:
@@ -16,5 +16,6 @@ rule pretrain:
     params:
         job=lambda w: canonical(PLAN.pretrain_job(w.model, w.seed)),
         code=code_fingerprint("pretrain"),
+        made_from=made_from(pretrain_inputs),
     script:
         "../scripts/pretrain.py"

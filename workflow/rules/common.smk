@@ -34,18 +34,44 @@ def log(rule, name):
     return f"{R}/logs/{rule}/{name}.log"
 
 
-def replay_inputs(w):
-    return [PLAN.data(name, "train") for name in PLAN.replay_sets(w.model, w.method)]
+# Each rule's inputs, from the plan: the rule's `input` and what its `made_from` param digests.
+def pretrain_inputs(w):
+    return PLAN.pretrain_inputs(w.model, w.seed)
 
 
-def cell_data(w):
-    """Every dataset file a cell's runs read: hashed into its provenance."""
-    replay = [PLAN.data(name, "train") for name in PLAN.replay_sets(w.model, w.method)]
-    return (
-        [PLAN.data(w.dataset, "train")]
-        + replay
-        + [PLAN.data(name, "test") for name in [w.dataset] + UPSTREAM]
-    )
+def tune_inputs(w):
+    return PLAN.tune_inputs(w.model, w.method, w.dataset, w.seed)
+
+
+def zeroshot_inputs(w):
+    return PLAN.predict_inputs(w.model, plan.ZEROSHOT, w.name, w.seed)
+
+
+def predict_inputs(w):
+    return PLAN.predict_inputs(w.model, w.method, w.dataset, w.seed)
+
+
+def score_inputs(w):
+    return PLAN.score_inputs(w.model, w.run, w.train, w.seed)
+
+
+def cell_inputs(w):
+    return PLAN.cell_inputs(w.model, w.method, w.dataset)
+
+
+def cells(w):
+    return {"cells": PLAN.cell_paths(w.model)}
+
+
+def figures_inputs(w):
+    return PLAN.figures_inputs(w.model)
+
+
+def made_from(inputs_of):
+    """A job's `made_from` param: the rerun triggers of the jobs that wrote its inputs
+    (tunebench.plan.Plan.made_from). From the wildcards, not from Snakemake's `input`: Snakemake
+    leaves params derived from input out of its rerun triggers."""
+    return lambda w: PLAN.made_from(inputs_of(w))
 
 
 def report_page():

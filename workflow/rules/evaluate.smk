@@ -5,8 +5,7 @@ rule predict_zeroshot:
     """The base model's greedy answers on one test set (one job per set: adding a dataset
     evaluates the base model on that set alone)."""
     input:
-        base=lambda w: PLAN.base_input(w.model, w.seed),
-        tests=[PLAN.data("{name}", "test")],
+        unpack(zeroshot_inputs),
     output:
         f"{R}/predictions/{{model}}/{plan.ZEROSHOT}/{{name}}/seed{{seed}}/{{name}}.jsonl",
     log:
@@ -19,10 +18,11 @@ rule predict_zeroshot:
         ENV
     threads: 1
     params:
-        job=lambda w: canonical(PLAN.predict_job(w.model, None, [w.name])),
+        job=lambda w: canonical(PLAN.predict_job(w.model, plan.ZEROSHOT, w.name)),
         base=lambda w: PLAN.base_location(w.model, w.seed),
         sets=lambda w: [w.name],
         code=code_fingerprint("predict"),
+        made_from=made_from(zeroshot_inputs),
     script:
         "../scripts/predict.py"
 
@@ -30,12 +30,7 @@ rule predict_zeroshot:
 rule predict_tuned:
     """A tuned model's greedy answers on its downstream test set and every upstream test set."""
     input:
-        base=lambda w: PLAN.base_input(w.model, w.seed),
-        tuned=lambda w: PLAN.tuned_path(w.model, w.method, w.dataset, w.seed),
-        run=lambda w: PLAN.run_json(w.model, w.method, w.dataset, w.seed),
-        tests=lambda w: [
-            PLAN.data(name, "test") for name in PLAN.eval_sets(w.method, w.dataset)
-        ],
+        unpack(predict_inputs),
     output:
         PLAN.predictions("{model}", "{method}", "{dataset}", "{seed}"),
     log:
@@ -46,13 +41,12 @@ rule predict_tuned:
         ENV
     threads: 1
     params:
-        # The method's settings (wise_alpha) shape its predictions as well as the tuned run does.
-        job=lambda w: canonical(
-            PLAN.predict_job(w.model, w.method, PLAN.eval_sets(w.method, w.dataset))
-        ),
+        # The method's prediction settings (wise_alpha) shape its predictions as its tuned run does.
+        job=lambda w: canonical(PLAN.predict_job(w.model, w.method, w.dataset)),
         base=lambda w: PLAN.base_location(w.model, w.seed),
         sets=lambda w: PLAN.eval_sets(w.method, w.dataset),
         code=code_fingerprint("predict"),
+        made_from=made_from(predict_inputs),
     script:
         "../scripts/predict.py"
 
@@ -60,16 +54,7 @@ rule predict_tuned:
 rule score:
     """Metrics from predictions files: fixing a metric re-scores without regenerating."""
     input:
-        predictions=lambda w: PLAN.predictions(w.model, w.run, w.train, w.seed),
-        tests=lambda w: [
-            PLAN.data(name, "test") for name in PLAN.eval_sets(w.run, w.train)
-        ],
-        # A tuned run's run.json says whether it diverged (then there is nothing to score).
-        run=lambda w: (
-            []
-            if w.run == plan.ZEROSHOT
-            else PLAN.run_json(w.model, w.run, w.train, w.seed)
-        ),
+        unpack(score_inputs),
     output:
         f"{R}/scores/{{model}}/{{run}}/{{train}}/seed{{seed}}.json",
     log:
@@ -85,6 +70,9 @@ rule score:
         job=lambda w: canonical(PLAN.score_job(PLAN.eval_sets(w.run, w.train))),
         sets=lambda w: PLAN.eval_sets(w.run, w.train),
         code=code_fingerprint("score"),
+        # What wrote the predictions: a prediction-code or -settings change rescores, even when
+        # the predictions of a killed job are gone.
+        made_from=made_from(score_inputs),
         tokenizer=cider_tokenizer(),  # CIDEr's caption tokenizer: java appearing or going rescores
     script:
         "../scripts/score.py"

@@ -4,7 +4,7 @@ FIGURES = paths.report_outputs(R, "{model}")
 rule tradeoff:
     """E vs F of every method of one model (the trade-off plot beside its table)."""
     input:
-        cells=lambda w: PLAN.cell_paths(w.model),
+        unpack(cells),
     output:
         png=report(
             TABLES["plot"],
@@ -20,6 +20,7 @@ rule tradeoff:
     params:
         title=lambda w: PLAN.title(w.model),
         code=code_fingerprint("report"),
+        made_from=made_from(cells),
     script:
         "../scripts/tradeoff.py"
 
@@ -29,23 +30,7 @@ rule figures:
     training loss per downstream set and per cell, every cell's costs and provenance, and a sample
     of every cell's answers."""
     input:
-        cells=lambda w: PLAN.cell_paths(w.model),
-        runs=lambda w: sorted(
-            {
-                PLAN.run_json(w.model, m, d, s)
-                for m in METHODS
-                for d in DOWNSTREAM
-                for s in SEEDS
-            }
-        ),
-        samples=lambda w: sorted(
-            {
-                path
-                for sets in PLAN.sample_files(w.model).values()
-                for files in sets.values()
-                for path in files.values()
-            }
-        ),
+        unpack(figures_inputs),
     output:
         scores=report(
             FIGURES["scores"],
@@ -91,6 +76,7 @@ rule figures:
     params:
         job=lambda w: canonical(PLAN.figures_job(w.model)),
         code=code_fingerprint("report"),
+        made_from=made_from(figures_inputs),
     script:
         "../scripts/figures.py"
 

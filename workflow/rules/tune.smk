@@ -9,9 +9,7 @@ rule tune:
     from one seed's base model. run.json is written last: a killed job leaves no finished-looking
     output, and its rerun resumes from the checkpoint beside the run directory."""
     input:
-        base=lambda w: PLAN.base_input(w.model, w.seed),
-        train=PLAN.data("{dataset}", "train"),
-        replay=replay_inputs,
+        unpack(tune_inputs),
     output:
         tuned=directory(f"{RUN}/{plan.ADAPTER_DIR}"),
         run=f"{RUN}/run.json",
@@ -29,6 +27,7 @@ rule tune:
         job=lambda w: canonical(PLAN.tune_job(w.model, w.method, w.dataset, w.seed)),
         base=lambda w: PLAN.base_location(w.model, w.seed),
         code=code_fingerprint("tune"),
+        made_from=made_from(tune_inputs),
     script:
         "../scripts/tune.py"
 

@@ -1,9 +1,10 @@
 import json
 
-from tunebench import plan, progress
+from tunebench import files, plan, progress
 from tunebench.stages import aggregate
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
+    files.remove_temporaries(snakemake.output)
     job = json.loads(snakemake.params.job)
     seeds = job["seeds"]
     per_seed = len(snakemake.input.base_scores) // len(seeds)  # zero-shot scores: one file per eval set
@@ -15,4 +16,5 @@ with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
         dict(zip(seeds, snakemake.params.base)),
         snakemake.input.data,
         snakemake.output[0],
+        plan.job_digest(snakemake.params.code, job, snakemake.params.made_from),
     )

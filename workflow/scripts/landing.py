@@ -1,9 +1,10 @@
 import json
 
-from tunebench import plan, progress
+from tunebench import files, plan, progress
 from tunebench.stages import report
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
+    files.remove_temporaries(snakemake.output)
     report.landing_page(
         json.loads(snakemake.params.job),
         snakemake.input.tables,

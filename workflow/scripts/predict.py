@@ -1,9 +1,10 @@
 import json
 
-from tunebench import plan, progress
+from tunebench import files, plan, progress
 from tunebench.stages import predict
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
+    files.remove_temporaries(snakemake.output)
     sets = snakemake.params.sets
     job = json.loads(snakemake.params.job)
     predict.run(

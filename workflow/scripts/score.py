@@ -1,9 +1,10 @@
 import json
 
-from tunebench import plan, progress
+from tunebench import files, plan, progress
 from tunebench.stages import score
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
+    files.remove_temporaries(snakemake.output)
     sets = snakemake.params.sets
     score.score_run(
         json.loads(snakemake.params.job),

@@ -1,7 +1,8 @@
 import json
 
-from tunebench import plan, progress
+from tunebench import files, plan, progress
 from tunebench.stages import aggregate
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
+    files.remove_temporaries(snakemake.output)
     aggregate.tables(json.loads(snakemake.params.job), snakemake.input.cells, dict(snakemake.output.items()))

@@ -1,9 +1,10 @@
 import json
 
-from tunebench import plan, progress
+from tunebench import files, plan, progress
 from tunebench.stages import tune
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
+    files.remove_temporaries(snakemake.output)
     job = json.loads(snakemake.params.job)
     tune.run(
         {
@@ -14,6 +15,7 @@ with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
             "tuned_path": snakemake.output.tuned,
             "run_path": snakemake.output.run,
             "control": plan.job_control(snakemake.config, job["model"]),
+            "code": snakemake.params.code,
         },
         processes=int(snakemake.resources.get("gpu", 0)),
         threads=snakemake.threads,
