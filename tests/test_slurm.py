@@ -1,9 +1,11 @@
 """The small study on a real SLURM cluster, through `snakemake --profile slurm` typed in the repository root.
 
-Needs a cluster that answers `sinfo` (`.ci/slurm-cluster start` runs a single-node one on loopback).
-Without one the test is skipped, unless TUNEBENCH_SLURM=1 (set by .ci/run) requires it: then it fails.
+Needs the SLURM executor plugin (the `slurm` extra: `make slurm`) and a cluster that answers `sinfo`
+(`.ci/slurm-cluster start` runs a single-node one on loopback). Without them the tests are skipped,
+unless TUNEBENCH_SLURM=1 (set by .ci/run) requires them: then they fail.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -19,10 +21,10 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, SMALL, planned_jobs, write_own_data
 
-# The model jobs of the small study (one seed): pretraining, zero-shot prediction on each of the 5 test
-# sets, one tuning per method on big_count (`lora` by `tune`; `last` and the diverging `boom` by
+# The model jobs of the small study (one seed): pretraining, zero-shot prediction (one job, all 5 test
+# sets), one tuning per method on big_count (`lora` by `tune`; `last` and the diverging `boom` by
 # `tune_weights`) and its predictions.
-CLUSTER_JOBS = {"pretrain": 1, "predict_zeroshot": 5, "tune": 1, "tune_weights": 2, "predict_tuned": 3}
+CLUSTER_JOBS = {"pretrain": 1, "predict_zeroshot": 1, "tune": 1, "tune_weights": 2, "predict_tuned": 3}
 TUNE_RULES = ("tune", "tune_weights")
 # The rest run on the submit host: the Snakefile's `localrules`.
 LIGHT_RULES = {"all", "prepare", "score", "cell", "tables", "tradeoff", "figures"}
@@ -40,14 +42,24 @@ def cluster_answers() -> bool:
         return False
 
 
+def required(missing: str) -> None:
+    """Fail where CI requires SLURM (TUNEBENCH_SLURM=1), skip elsewhere."""
+    if os.environ.get("TUNEBENCH_SLURM") == "1":
+        pytest.fail(f"TUNEBENCH_SLURM=1 but {missing}")
+    pytest.skip(missing)
+
+
 @pytest.fixture(scope="session")
-def job_completion_log() -> str:
+def slurm_plugin() -> None:
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        required("the SLURM executor plugin is not installed (the slurm extra: make slurm)")
+
+
+@pytest.fixture(scope="session")
+def job_completion_log(slurm_plugin) -> str:
     """Where slurmctld records every finished job; fails or skips at once when no cluster answers."""
     if not cluster_answers():
-        if os.environ.get("TUNEBENCH_SLURM") == "1":
-            pytest.fail("TUNEBENCH_SLURM=1 but no SLURM cluster answers `sinfo`: start one with "
-                        "`.ci/slurm-cluster start`")
-        pytest.skip("no SLURM cluster answers `sinfo` (.ci/slurm-cluster start runs one)")
+        required("no SLURM cluster answers `sinfo` (.ci/slurm-cluster start runs one)")
     config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
     settings = dict(re.findall(r"^(\w+)\s+= (.*)$", config, re.M))
     if settings.get("JobCompType") != "jobcomp/filetxt":
@@ -68,7 +80,7 @@ def localrules() -> set[str]:
     return set(re.findall(r"\w+", block.group(1)))
 
 
-def test_the_slurm_profile_asks_a_gpu_for_every_model_job(tmp_path):
+def test_the_slurm_profile_asks_a_gpu_for_every_model_job(slurm_plugin, tmp_path):
     """The profile's set-resources name the workflow's model rules, and every other rule is a localrule
     (a renamed or new rule would lose its GPU, or go to SLURM with the default resources)."""
     write_own_data(tmp_path)

@@ -87,11 +87,11 @@ def test_a_failed_zero_shot_job_fails_the_cells_that_need_it(grown, tmp_path):
     test_split = "results/small/data/extra/test.parquet"
     snakemake(workdir, test_split, configfile=configfile)
     pl.DataFrame({"id": ["x"]}).write_parquet(workdir / test_split)  # a split the prediction job cannot read
-    snakemake(workdir, "results/small/predictions/tiny/zeroshot/extra/seed0/extra.jsonl", configfile=configfile,
+    snakemake(workdir, "results/small/predictions/tiny/zeroshot/all/seed0/extra.jsonl", configfile=configfile,
               check=False)
     state, detail = status(workdir, configfile)["later"]  # not built yet: its chain holds the failed job
     assert state == "failed" and detail.startswith("rule predict_zeroshot failed: KeyError")
-    assert "logs/predict/tiny.zeroshot.extra.seed0.log" in detail
+    assert "logs/predict/tiny.zeroshot.seed0.log" in detail
 
 
 def test_a_cell_sharing_a_tuning_run_reads_that_run_and_several_config_files_layer(grown, tmp_path):

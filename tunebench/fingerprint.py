@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 UNTRACKED = frozenset({"tunebench.progress", "tunebench.provenance"})
 
 
+@cache
 def module_path(module: str) -> Path | None:
     """The source file of a package module (a package's __init__.py), or None outside the package."""
     parts = module.split(".")
@@ -43,7 +44,8 @@ def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
     return ".".join(anchor + ([node.module] if node.module else []))
 
 
-def imports(module: str) -> set[str]:
+@cache
+def imports(module: str) -> frozenset[str]:
     """The package modules `module` imports anywhere in its code."""
     path = module_path(module)
     found = set()
@@ -57,7 +59,7 @@ def imports(module: str) -> set[str]:
         else:
             continue
         found |= {name for name in names if module_path(name)}
-    return found
+    return frozenset(found)
 
 
 def closure(module: str) -> set[str]:
@@ -72,6 +74,7 @@ def closure(module: str) -> set[str]:
     return seen
 
 
+@cache  # stages share most modules: each is parsed once per process
 def normalised(module: str) -> str:
     """The module's syntax tree without docstrings: what its code does, not how it is written."""
     tree = ast.parse(module_path(module).read_text())

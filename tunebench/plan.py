@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from . import config as study_config
-from . import paths
+from . import numerics, paths
 from .data import digest, sources
 from .evaluation import metrics
 from .methods import registry as methods
@@ -29,6 +29,7 @@ LOAD_KEYS = ("family", "source", "path", "trust_remote_code", "precision", "attn
 # Dataset keys read only by scoring and aggregation, or only by prediction: never a reason to prepare again.
 EVAL_KEYS = ("metric", "primary", "scale", "max_new_tokens", "protocol")
 ZEROSHOT = "zeroshot"
+ZEROSHOT_SETS = "all"  # the zero-shot run's folder: one prediction job per model and seed, every eval set
 ADAPTER_DIR = "adapter"
 WEIGHTS_FILE = "tuned_weights.safetensors"
 
@@ -137,9 +138,9 @@ class Plan:
         return f"{self.run_dir(model, method, dataset, seed)}/run.json"
 
     def eval_sets(self, run: str, dataset: str) -> list[str]:
-        """A zero-shot run is evaluated on the one set it is named after; a tuned model on its own
-        downstream set and every upstream set."""
-        return [dataset] if run == ZEROSHOT else [dataset] + self.upstream
+        """The zero-shot run (`dataset` ZEROSHOT_SETS) is evaluated on every downstream and upstream
+        set; a tuned model on its own downstream set and every upstream set."""
+        return list(dict.fromkeys(self.downstream + self.upstream)) if run == ZEROSHOT else [dataset] + self.upstream
 
     def predictions(self, model: str, run: str, dataset: str, seed) -> list[str]:
         folder = paths.predictions_dir(self.root, model, run, dataset, seed)
@@ -148,9 +149,13 @@ class Plan:
     def scores(self, model: str, run: str, dataset: str, seed) -> str:
         return paths.scores_path(self.root, model, run, dataset, seed)
 
-    def zeroshot_scores(self, model: str, seed, datasets: list[str]) -> list[str]:
-        """One zero-shot run per eval set: adding a dataset evaluates the base model on that set alone."""
-        return [self.scores(model, ZEROSHOT, name, seed) for name in datasets]
+    def zeroshot_predictions(self, model: str, seed) -> list[str]:
+        """One zero-shot job per model and seed answers every eval set (one model load): adding a
+        set asks the base model every set again, then rescores them, but retrains nothing."""
+        return self.predictions(model, ZEROSHOT, ZEROSHOT_SETS, seed)
+
+    def zeroshot_scores(self, model: str, seed) -> str:
+        return self.scores(model, ZEROSHOT, ZEROSHOT_SETS, seed)
 
     def cell_path(self, model: str, method: str, dataset: str) -> str:
         return paths.cell_path(self.root, model, method, dataset)
@@ -180,24 +185,28 @@ class Plan:
                 "entry": {k: v for k, v in entry.items() if k not in EVAL_KEYS},
                 "local_data": digest.tree_digest(local) if local else None}
 
+    def cpu_numerics(self) -> dict:
+        """What a model job's CPU numerics are (tunebench.numerics): they shape its floats."""
+        return numerics.settings(self.config["cpu_numerics"])
+
     def pretrain_job(self, model: str, seed) -> dict:
         spec = self.config["models"][model]
         return {"model": model, "seed": int(seed), "architecture": spec["architecture"], "pretrain": spec["pretrain"],
-                "upstream": self.upstream}
+                "upstream": self.upstream, "cpu_numerics": self.cpu_numerics()}
 
     def tune_job(self, model: str, method: str, dataset: str, seed) -> dict:
         spec = self.config["models"][model]
         return {"model": model, "method": method, "dataset": dataset, "seed": int(seed),
                 "load": self._load(model), "gradient_checkpointing": spec["gradient_checkpointing"],
                 "settings": self.training_settings(model, method), "saves": self.saves(model, method),
-                "replay": self.replay_sets(model, method)}
+                "replay": self.replay_sets(model, method), "cpu_numerics": self.cpu_numerics()}
 
     def predict_job(self, model: str, method: str | None, sets: list[str]) -> dict:
         """`method` None: the base model (zero-shot)."""
         spec = self.config["models"][model]
         lengths = {name: self.config["datasets"][name].get("max_new_tokens") for name in sets}
         return {"model": model, "load": self._load(model), "batch_size": spec["predict_batch_size"],
-                "max_new_tokens": lengths,
+                "max_new_tokens": lengths, "cpu_numerics": self.cpu_numerics(),
                 "method": None if method is None else self.settings[(model, method)]}
 
     def score_job(self, sets: list[str]) -> dict:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..files import read_json
-from ..plan import ZEROSHOT, Plan
+from ..plan import Plan
 
 STATES = ("done", "running", "failed", "missing")
 
@@ -89,7 +89,7 @@ def _chain(plan: Plan, model: str, method: str, dataset: str, seed) -> list[str]
     sets = [dataset] + plan.upstream
     data = [plan.data(d, "train") for d in [dataset] + plan.replay_sets(model, method)]
     data += [plan.data(d, "test") for d in sets]
-    zeroshot = [p for d in sets for p in plan.predictions(model, ZEROSHOT, d, seed) + [plan.scores(model, ZEROSHOT, d, seed)]]
+    zeroshot = plan.zeroshot_predictions(model, seed) + [plan.zeroshot_scores(model, seed)]
     return data + plan.base_input(model, seed) + zeroshot + [
         plan.run_dir(model, method, dataset, seed), *plan.predictions(model, method, dataset, seed),
         plan.scores(model, method, dataset, seed)]

@@ -22,16 +22,12 @@ def _cell_provenance(job: dict, runs: dict[int, dict], base_dirs: dict[int, Path
     }
 
 
-def cell(job: dict, base_scores: dict[int, list[Path]], tuned_scores: dict[int, Path], runs: dict[int, Path],
+def cell(job: dict, base_scores: dict[int, Path], tuned_scores: dict[int, Path], runs: dict[int, Path],
          base_dirs: dict[int, Path], data_paths: list[Path], out: Path) -> None:
-    """`job`: the plan's cell slice; `base_scores`: per seed, the zero-shot scores files of the
-    cell's eval sets (one per set)."""
-    def merged(paths: list[Path]) -> dict:
-        return {name: entry for path in paths for name, entry in read_json(path).items()}
-
+    """`job`: the plan's cell slice; `base_scores`: per seed, the zero-shot scores file (every eval set)."""
     seeds = job["seeds"]
     run_records = {seed: read_json(runs[seed]) for seed in seeds}
-    per_seed = {seed: (merged(base_scores[seed]), read_json(tuned_scores[seed]), run_records[seed]) for seed in seeds}
+    per_seed = {seed: (read_json(base_scores[seed]), read_json(tuned_scores[seed]), run_records[seed]) for seed in seeds}
     result = cell_results.build_cell(job["model"], job["method"], job["dataset"], job["upstream"], per_seed,
                                      job["scale"], o_formula=job["o"])
     result["settings"] = job["settings"]

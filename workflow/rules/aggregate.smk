@@ -1,11 +1,7 @@
 rule cell:
     """One table cell: a method on a downstream set, every seed, with E, F, O and their spread."""
     input:
-        base_scores=lambda w: [
-            p
-            for seed in SEEDS
-            for p in PLAN.zeroshot_scores(w.model, seed, [w.dataset] + UPSTREAM)
-        ],
+        base_scores=lambda w: [PLAN.zeroshot_scores(w.model, seed) for seed in SEEDS],
         tuned_scores=lambda w: [
             PLAN.scores(w.model, w.method, w.dataset, seed) for seed in SEEDS
         ],

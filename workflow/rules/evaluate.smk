@@ -1,27 +1,28 @@
 from tunebench.evaluation.metrics import cider_tokenizer
 
+# The sets the base model answers zero-shot: every downstream and upstream set.
+ZEROSHOT_SETS = PLAN.eval_sets(plan.ZEROSHOT, plan.ZEROSHOT_SETS)
+
 
 rule predict_zeroshot:
-    """The base model's greedy answers on one test set (one job per set: adding a dataset
-    evaluates the base model on that set alone)."""
+    """The base model's greedy answers on every test set, one job per model and seed (one model load):
+    adding a set asks the base model every set again and rescores them, but retrains nothing."""
     input:
         base=lambda w: PLAN.base_input(w.model, w.seed),
-        tests=[PLAN.data("{name}", "test")],
+        tests=[PLAN.data(name, "test") for name in ZEROSHOT_SETS],
     output:
-        f"{R}/predictions/{{model}}/{plan.ZEROSHOT}/{{name}}/seed{{seed}}/{{name}}.jsonl",
+        PLAN.zeroshot_predictions("{model}", "{seed}"),
     log:
-        log("predict", "{model}.zeroshot.{name}.seed{seed}"),
+        log("predict", "{model}.zeroshot.seed{seed}"),
     benchmark:
-        f"{R}/benchmarks/predict/{{model}}.zeroshot.{{name}}.seed{{seed}}.tsv"
-    wildcard_constraints:
-        name=one_of(DOWNSTREAM + UPSTREAM),
+        f"{R}/benchmarks/predict/{{model}}.zeroshot.seed{{seed}}.tsv"
     conda:
         ENV
     threads: 1
     params:
-        job=lambda w: canonical(PLAN.predict_job(w.model, None, [w.name])),
+        job=lambda w: canonical(PLAN.predict_job(w.model, None, ZEROSHOT_SETS)),
         base=lambda w: PLAN.base_location(w.model, w.seed),
-        sets=lambda w: [w.name],
+        sets=ZEROSHOT_SETS,
         code=code_fingerprint("predict"),
     script:
         "../scripts/predict.py"
@@ -78,7 +79,7 @@ rule score:
         f"{R}/benchmarks/score/{{model}}.{{run}}.{{train}}.seed{{seed}}.tsv"
     wildcard_constraints:
         run=one_of(METHODS + [plan.ZEROSHOT]),
-        train=one_of(DOWNSTREAM + UPSTREAM),
+        train=one_of(DOWNSTREAM + UPSTREAM + [plan.ZEROSHOT_SETS]),
     conda:
         ENV
     params:
@@ -86,5 +87,6 @@ rule score:
         sets=lambda w: PLAN.eval_sets(w.run, w.train),
         code=code_fingerprint("score"),
         tokenizer=cider_tokenizer(),  # CIDEr's caption tokenizer: java appearing or going rescores
+        numerics=canonical(PLAN.cpu_numerics()),  # CIDEr's numpy math
     script:
         "../scripts/score.py"

@@ -1,7 +1,9 @@
 import json
 
 from tunebench import progress
+from tunebench.job import exit_now
 from tunebench.stages import prepare
 
 with progress.logged(snakemake.log[0]):
     prepare.prepare(json.loads(snakemake.params.job), snakemake.output.data, snakemake.output.manifest)
+exit_now()

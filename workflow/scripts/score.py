@@ -1,9 +1,13 @@
 import json
 
-from tunebench import progress
-from tunebench.stages import score
+from tunebench import numerics, progress
+from tunebench.job import exit_now
 
 with progress.logged(snakemake.log[0]):
+    # Before numpy loads (CIDEr's log and exp follow its kernels).
+    numerics.pin(json.loads(snakemake.params.numerics))
+    from tunebench.stages import score
+
     sets = snakemake.params.sets
     score.score_run(
         json.loads(snakemake.params.job),
@@ -12,3 +16,4 @@ with progress.logged(snakemake.log[0]):
         snakemake.output[0],
         run_path=snakemake.input.get("run") or None,
     )
+exit_now()

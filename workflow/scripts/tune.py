@@ -1,10 +1,17 @@
 import json
 
-from tunebench import plan, progress
-from tunebench.stages import tune
+from tunebench import numerics, progress
+from tunebench.job import exit_now
 
 with progress.logged(snakemake.log[0]):
     job = json.loads(snakemake.params.job)
+    gpus = int(snakemake.resources.get("gpu", 0))
+    # Before torch loads: the libraries read the job's CPU numerics when they start (the processes
+    # of a multi-GPU run inherit them).
+    numerics.pin(job["cpu_numerics"], gpus, snakemake.threads)
+    from tunebench import plan
+    from tunebench.stages import tune
+
     tune.run(
         {
             "job": job,
@@ -15,6 +22,7 @@ with progress.logged(snakemake.log[0]):
             "run_path": snakemake.output.run,
             "checkpoint_every": plan.checkpoint_every(snakemake.config),
         },
-        processes=int(snakemake.resources.get("gpu", 0)),
+        processes=gpus,
         threads=snakemake.threads,
     )
+exit_now()
