@@ -59,8 +59,7 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
     batches = batching.Batches(pools, [batching.Phase(settings["steps"], mix)], settings["batch_size"], seed)
     run_dir = Path(run_path).parent
     checkpoint = training.checkpoint_path(run_dir)
-    if settings["group_by_length"] > 1:
-        batches = batching.LengthGrouped(batches, [len(ids) for ids in data.input_ids], settings["group_by_length"], seed)
+    batches = batching.by_length(batches, [len(ids) for ids in data.input_ids], settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
     diverged = None
     try:
