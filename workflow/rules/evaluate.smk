@@ -5,8 +5,8 @@ ZEROSHOT_SETS = PLAN.eval_sets(plan.ZEROSHOT, plan.ZEROSHOT_SETS)
 
 
 rule predict_zeroshot:
-    """The base model's greedy answers on every test set, one job per model and seed (one model load):
-    adding a set asks the base model every set again and rescores them, but retrains nothing."""
+    """The base model's greedy answers on every test set: one job per model and seed, one
+    model load. Adding a set asks the base model every set again (nothing retrains)."""
     input:
         base=lambda w: PLAN.base_input(w.model, w.seed),
         tests=[PLAN.data(name, "test") for name in ZEROSHOT_SETS],
