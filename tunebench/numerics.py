@@ -10,7 +10,7 @@ same way, so a CPU study gives the same bits on every such machine:
 - MKL: conditional numerical reproducibility on its COMPATIBLE branch (`MKL_CBWR`): its AVX2
   branch is honoured on Intel processors only (elsewhere MKL silently falls back to its per-machine
   AUTO branch), COMPATIBLE on every x86-64 processor. Its GEMMs are SSE2 code there: about 3x
-  slower, which makes the embedded model's training steps take ~1.7x the CPU time;
+  slower, which makes the embedded model's training steps take about twice the time;
 - oneDNN: at most AVX2 (`ONEDNN_MAX_CPU_ISA`), and PyTorch's convolutions taken off it and off
   NNPACK (onto its own im2col and MKL's reproducible GEMM), since oneDNN promises identical results
   only on the same platform;
