@@ -1,8 +1,12 @@
-"""Do two runs of a study agree? Compares, between two results directories (e.g. the same config
-run twice from scratch under two study names), every prediction file both hold byte for byte and
+"""Do two runs of a study agree? Compares, between two results directories (e.g. the same config run
+from scratch on two machines, or twice under two study names), every prediction file both hold and
 every cell's scores and E/F/O for the seeds both ran (one may have run a subset of the seeds).
 
-    python bench/compare_studies.py results/embedded results/embedded_repro
+    python bench/compare_studies.py results/embedded /elsewhere/results/embedded
+
+Prints "identical" when every shared prediction file is byte-identical and every shared cell-seed
+has the same numbers; otherwise the drift: per prediction file how many answers differ, per cell
+and seed each number that moved (from -> to, and by how much). Exits 1 on any difference.
 """
 
 from __future__ import annotations
@@ -11,24 +15,48 @@ import argparse
 import json
 from pathlib import Path
 
-MEASURES = ("E", "F", "O", "downstream", "upstream")
+MEASURES = ("E", "F", "O")
 
 
 def relative_files(root: Path, folder: str, pattern: str) -> set[Path]:
     return {p.relative_to(root / folder) for p in (root / folder).rglob(pattern)}
 
 
-def cell_numbers(path: Path) -> dict:
-    """What a cell measured per seed (not when or where: provenance differs between runs)."""
-    cell = json.loads(path.read_text())
-    return {seed: {k: run[k] for k in MEASURES if k in run} for seed, run in cell["seeds"].items()}
+def numbers(seed_result: dict) -> dict[str, float]:
+    """What a cell measured for one seed, flat: E, F, O and every score before and after tuning."""
+    flat = {k: seed_result[k] for k in MEASURES if k in seed_result}
+    sets = {"downstream": seed_result.get("downstream")} | {f"upstream {k}": v for k, v in
+                                                            (seed_result.get("upstream") or {}).items()}
+    for name, scores in sets.items():
+        for when in ("before", "after"):
+            if scores and when in scores:
+                flat[f"{name} {when}"] = scores[when]
+    return flat
 
 
-def same_cell(a: Path, b: Path) -> tuple[bool, int]:
-    """Whether the seeds both cells hold agree, and how many that is."""
-    x, y = cell_numbers(a), cell_numbers(b)
-    seeds = set(x) & set(y)
-    return all(x[s] == y[s] for s in seeds), len(seeds)
+def cell_drift(a: Path, b: Path) -> tuple[list[str], int]:
+    """Each number that differs between the seeds both cells hold, and how many seeds that is."""
+    x, y = (json.loads(p.read_text())["seeds"] for p in (a, b))
+    seeds = sorted(set(x) & set(y))
+    drift = []
+    for seed in seeds:
+        if "diverged" in x[seed] or "diverged" in y[seed]:
+            if x[seed] != y[seed]:
+                drift.append(f"seed {seed}: {x[seed].get('diverged') or 'ran'} -> {y[seed].get('diverged') or 'ran'}")
+            continue
+        nx, ny = numbers(x[seed]), numbers(y[seed])
+        drift += [f"seed {seed} {k}: {nx.get(k)} -> {ny.get(k)}"
+                  + (f" ({ny[k] - nx[k]:+.2f})" if k in nx and k in ny else "")
+                  for k in sorted(set(nx) | set(ny)) if nx.get(k) != ny.get(k)]
+    return drift, len(seeds)
+
+
+def answers_differing(a: Path, b: Path) -> str:
+    x, y = (a.read_text().splitlines(), b.read_text().splitlines())
+    outputs = lambda lines: {r["id"]: r["output"] for r in map(json.loads, lines)}  # noqa: E731
+    ox, oy = outputs(x), outputs(y)
+    changed = sum(ox.get(i) != oy.get(i) for i in set(ox) | set(oy))
+    return f"{changed} of {len(set(ox) | set(oy))} answers differ"
 
 
 def main() -> None:
@@ -38,16 +66,26 @@ def main() -> None:
     args = parser.parse_args()
     predictions = relative_files(args.a, "predictions", "*.jsonl") & relative_files(args.b, "predictions", "*.jsonl")
     cells = relative_files(args.a, "cells", "*.json") & relative_files(args.b, "cells", "*.json")
-    differing = [p for p in sorted(predictions)
-                 if (args.a / "predictions" / p).read_bytes() != (args.b / "predictions" / p).read_bytes()]
-    compared = {c: same_cell(args.a / "cells" / c, args.b / "cells" / c) for c in sorted(cells)}
-    differing_cells = [c for c, (same, _) in compared.items() if not same]
+    if not predictions or not cells:
+        raise SystemExit(f"nothing to compare: {len(predictions)} prediction files and {len(cells)} cells in both")
+    differing = {p: answers_differing(args.a / "predictions" / p, args.b / "predictions" / p)
+                 for p in sorted(predictions)
+                 if (args.a / "predictions" / p).read_bytes() != (args.b / "predictions" / p).read_bytes()}
+    compared = {c: cell_drift(args.a / "cells" / c, args.b / "cells" / c) for c in sorted(cells)}
+    drifted = {c: drift for c, (drift, _) in compared.items() if drift}
+    cell_seeds = sum(n for _, n in compared.values())
+    if not differing and not drifted:
+        print(f"identical: {len(predictions)} prediction files, {len(cells)} cells ({cell_seeds} cell-seeds)")
+        return
     print(f"prediction files in both: {len(predictions)}, {len(differing)} differ")
-    print(f"cells in both: {len(cells)} ({sum(n for _, n in compared.values())} cell-seeds), "
-          f"{len(differing_cells)} differ in a score or E/F/O")
-    for path in differing[:10] + differing_cells[:10]:
-        print(f"  {path}")
-    raise SystemExit(1 if differing or differing_cells or not predictions else 0)
+    for path, what in differing.items():
+        print(f"  {path}: {what}")
+    print(f"cells in both: {len(cells)} ({cell_seeds} cell-seeds), {len(drifted)} drifted")
+    for cell, drift in drifted.items():
+        print(f"  {cell.with_suffix('')}")
+        for line in drift:
+            print(f"    {line}")
+    raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Code fingerprints: each stage's import closure, over code without comments or docstrings."""
 
 import ast
+import json
 
 from tunebench import fingerprint
 
@@ -35,3 +36,18 @@ def test_normalised_code_drops_docstrings_but_keeps_code():
     docstring = ast.get_docstring(tree)
     normalised = fingerprint.normalised("tunebench.results.cells")
     assert docstring and docstring not in normalised and "sample_std" in normalised
+
+
+def test_fingerprints_are_kept_by_the_modules_sizes_and_modification_times(tmp_path):
+    cache = tmp_path / "code_fingerprints.json"
+    computed = fingerprint.fingerprints.__wrapped__(cache)
+    assert computed == {stage: fingerprint._compute(stage) for stage in fingerprint.STAGES}
+    kept = json.loads(cache.read_text())[str(fingerprint.ROOT)]
+    assert kept["fingerprints"] == computed and len(kept["stamps"]) > 30
+    # While every module's stamp holds, the kept fingerprints are believed (nothing is parsed)...
+    cache.write_text(json.dumps({str(fingerprint.ROOT): {**kept, "fingerprints": {s: "kept" for s in computed}}}))
+    assert set(fingerprint.fingerprints.__wrapped__(cache).values()) == {"kept"}
+    # ... and a module whose size or modification time moved recomputes them all.
+    stamps = [[path, size + 1, mtime] if path == "plan.py" else [path, size, mtime] for path, size, mtime in kept["stamps"]]
+    cache.write_text(json.dumps({str(fingerprint.ROOT): {"stamps": stamps, "fingerprints": {s: "kept" for s in computed}}}))
+    assert fingerprint.fingerprints.__wrapped__(cache) == computed

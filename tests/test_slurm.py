@@ -1,7 +1,8 @@
 """The small study on a real SLURM cluster, through `snakemake --profile slurm` typed in the repository root.
 
-Needs a cluster that answers `sinfo` (`.ci/slurm-cluster start` runs a single-node one on loopback).
-Without one the test is skipped, unless TUNEBENCH_SLURM=1 (set by .ci/run) requires it: then it fails.
+Needs the SLURM executor plugin (the `slurm` extra: `make slurm`) and a cluster that answers `sinfo`
+(`.ci/slurm-cluster start` runs a single-node one on loopback). Without them the tests are skipped,
+unless TUNEBENCH_SLURM=1 (set by .ci/run) requires them: then they fail.
 """
 
 import json
@@ -15,7 +16,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from workflow_helpers import ROOT, SMALL, planned_jobs, require_slurm, write_own_data
+from workflow_helpers import (
+    ROOT,
+    SMALL,
+    planned_jobs,
+    require_slurm,
+    require_slurm_plugin,
+    write_own_data,
+)
 
 # The model jobs of the small study (one seed): pretraining, zero-shot prediction on each of the 5 test
 # sets, one tuning per method on big_count (`lora` by `tune`; `last` and the diverging `boom` by
@@ -30,7 +38,12 @@ TEST_CLUSTER_RESOURCES = [*(f"{rule}:gpu=0" for rule in CLUSTER_JOBS),
 
 
 @pytest.fixture(scope="session")
-def job_completion_log() -> str:
+def slurm_plugin() -> None:
+    require_slurm_plugin()
+
+
+@pytest.fixture(scope="session")
+def job_completion_log(slurm_plugin) -> str:
     return require_slurm()
 
 
@@ -46,7 +59,7 @@ def localrules() -> set[str]:
     return set(re.findall(r"\w+", block.group(1)))
 
 
-def test_the_slurm_profile_asks_a_gpu_for_every_model_job(tmp_path):
+def test_the_slurm_profile_asks_a_gpu_for_every_model_job(slurm_plugin, tmp_path):
     """The profile's set-resources name the workflow's model rules, and every other rule is a localrule
     (a renamed or new rule would lose its GPU, or go to SLURM with the default resources)."""
     write_own_data(tmp_path)

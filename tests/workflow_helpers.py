@@ -1,5 +1,6 @@
 """Running the real workflow from tests, and reading what `snakemake -n` plans."""
 
+import importlib.util
 import json
 import os
 import re
@@ -129,14 +130,24 @@ def _cluster_answers() -> bool:
         return False
 
 
+def required(missing: str) -> None:
+    """Fail where CI requires SLURM (TUNEBENCH_SLURM=1, set by .ci/run), skip elsewhere."""
+    if os.environ.get("TUNEBENCH_SLURM") == "1":
+        pytest.fail(f"TUNEBENCH_SLURM=1 but {missing}")
+    pytest.skip(missing)
+
+
+def require_slurm_plugin() -> None:
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        required("the SLURM executor plugin is not installed (the slurm extra: make slurm)")
+
+
 def require_slurm() -> str:
-    """Where slurmctld records every finished job (its job completion log). Skips at once when no
-    SLURM cluster answers (`.ci/slurm-cluster start` runs one), or fails when TUNEBENCH_SLURM=1 (.ci/run)."""
+    """Where slurmctld records every finished job (its job completion log). Needs the SLURM executor
+    plugin and a cluster that answers `sinfo` (`.ci/slurm-cluster start` runs one)."""
+    require_slurm_plugin()
     if not _cluster_answers():
-        if os.environ.get("TUNEBENCH_SLURM") == "1":
-            pytest.fail("TUNEBENCH_SLURM=1 but no SLURM cluster answers `sinfo`: start one with "
-                        "`.ci/slurm-cluster start`")
-        pytest.skip("no SLURM cluster answers `sinfo` (.ci/slurm-cluster start runs one)")
+        required("no SLURM cluster answers `sinfo` (.ci/slurm-cluster start runs one)")
     config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
     settings = dict(re.findall(r"^(\w+)\s+= (.*)$", config, re.M))
     if settings.get("JobCompType") != "jobcomp/filetxt":

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 from functools import cache
 from pathlib import Path
+
+from .files import write_json
 
 PACKAGE = "tunebench"
 ROOT = Path(__file__).resolve().parent
@@ -23,6 +26,7 @@ ROOT = Path(__file__).resolve().parent
 UNTRACKED = frozenset({"tunebench.progress", "tunebench.provenance", "tunebench.tracking"})
 
 
+@cache
 def module_path(module: str) -> Path | None:
     """The source file of a package module (a package's __init__.py), or None outside the package."""
     parts = module.split(".")
@@ -44,7 +48,8 @@ def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
     return ".".join(anchor + ([node.module] if node.module else []))
 
 
-def imports(module: str) -> set[str]:
+@cache
+def imports(module: str) -> frozenset[str]:
     """The package modules `module` imports anywhere in its code."""
     path = module_path(module)
     found = set()
@@ -58,7 +63,7 @@ def imports(module: str) -> set[str]:
         else:
             continue
         found |= {name for name in names if module_path(name)}
-    return found
+    return frozenset(found)
 
 
 def closure(module: str) -> set[str]:
@@ -73,6 +78,7 @@ def closure(module: str) -> set[str]:
     return seen
 
 
+@cache  # stages share most modules: each is parsed once per process
 def normalised(module: str) -> str:
     """The module's syntax tree without docstrings: what its code does, not how it is written."""
     tree = ast.parse(module_path(module).read_text())
@@ -89,10 +95,37 @@ STAGES = {stage: f"{PACKAGE}.stages.{stage}"
           for stage in ("prepare", "pretrain", "tune", "predict", "score", "aggregate", "report")}
 
 
-@cache
+# Every stage's fingerprint, kept per package checkout with the sizes and modification times of its
+# modules: a `snakemake` start where no module changed parses none.
+CACHE = Path(".snakemake") / "tunebench" / "code_fingerprints.json"
+
+
 def code_fingerprint(stage: str) -> str:
+    return fingerprints()[stage]
+
+
+def _compute(stage: str) -> str:
     """SHA-256 over the normalised code of the stage's import closure (name and code, in a fixed order)."""
     digest = hashlib.sha256()
     for module in sorted(closure(STAGES[stage])):
         digest.update(module.encode() + b"\0" + normalised(module).encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+@cache
+def fingerprints(cache_path: Path = CACHE) -> dict[str, str]:
+    stamps = sorted([str(p.relative_to(ROOT)), p.stat().st_size, p.stat().st_mtime_ns] for p in ROOT.rglob("*.py"))
+    try:
+        cached = json.loads(cache_path.read_text())
+    except (OSError, ValueError):  # none yet, or another start is writing it
+        cached = {}
+    entry = cached.get(str(ROOT))
+    if entry and entry["stamps"] == stamps:
+        return entry["fingerprints"]
+    computed = {stage: _compute(stage) for stage in STAGES}
+    cached[str(ROOT)] = {"stamps": stamps, "fingerprints": computed}
+    try:
+        write_json(cached, cache_path)
+    except OSError:  # a cache: a start that cannot write it computes again next time
+        pass
+    return computed

@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from . import config as study_config
-from . import paths
+from . import numerics, paths
 from .data import digest, sources
 from .evaluation import metrics
 from .fingerprint import code_fingerprint
@@ -272,10 +272,14 @@ class Plan:
                 "entry": {k: v for k, v in entry.items() if k not in EVAL_KEYS},
                 "local_data": digest.tree_digest(local) if local else None}
 
+    def cpu_numerics(self) -> dict:
+        """What a model job's CPU numerics are (tunebench.numerics): they shape its floats."""
+        return numerics.settings(self.config["cpu_numerics"])
+
     def pretrain_job(self, model: str, seed) -> dict:
         spec = self.config["models"][model]
         return {"model": model, "seed": int(seed), "architecture": spec["architecture"], "pretrain": spec["pretrain"],
-                "upstream": self.upstream}
+                "upstream": self.upstream, "cpu_numerics": self.cpu_numerics()}
 
     def tune_job(self, model: str, method: str, dataset: str, seed) -> dict:
         spec = self.config["models"][model]
@@ -283,7 +287,7 @@ class Plan:
                 "load": self._load(model), "gradient_checkpointing": spec["gradient_checkpointing"],
                 "micro_batch_size": spec.get("micro_batch_size"), "distributed": spec["distributed"],
                 "settings": self.training_settings(model, method), "saves": self.saves(model, method),
-                "replay": self.replay_sets(model, method)}
+                "replay": self.replay_sets(model, method), "cpu_numerics": self.cpu_numerics()}
 
     def prediction_settings(self, model: str, method: str) -> dict:
         """What loading a tuned model reads of its method: the kind, its own settings (modules it adds)
@@ -297,7 +301,7 @@ class Plan:
         spec = self.config["models"][model]
         lengths = {name: self.config["datasets"][name].get("max_new_tokens") for name in self.eval_sets(run, dataset)}
         return {"model": model, "load": self._load(model), "batch_size": spec["predict_batch_size"],
-                "max_new_tokens": lengths,
+                "max_new_tokens": lengths, "cpu_numerics": self.cpu_numerics(),
                 "method": None if run == ZEROSHOT else self.prediction_settings(model, run)}
 
     def score_job(self, sets: list[str]) -> dict:

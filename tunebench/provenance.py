@@ -13,9 +13,10 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from . import numerics
 from .data.digest import file_sha256 as sha256
 
-LIBRARIES = ("torch", "transformers", "peft", "accelerate", "tokenizers", "polars", "pycocoevalcap", "snakemake")
+LIBRARIES = ("torch", "transformers", "peft", "accelerate", "tokenizers", "numpy", "polars", "pycocoevalcap", "snakemake")
 WORKFLOW_DIR = Path(__file__).resolve().parent.parent  # the checkout holding Snakefile and this package
 
 
@@ -41,18 +42,29 @@ def git_state(directory: Path = WORKFLOW_DIR) -> dict:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def cpu_model() -> str:
+# The instruction sets that decide which kernels the numeric libraries pick (tunebench.numerics).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq")
+
+
+def _cpuinfo(field: str) -> str | None:
+    """The first value of a /proc/cpuinfo field (None where there is no /proc/cpuinfo)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def hardware() -> dict:
-    info = {"cpu": cpu_model(), "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0))}
+    flags = set((_cpuinfo("flags") or "").split())
+    info = {"cpu": cpu_model(), "cpu_flags": [f for f in CPU_FLAGS if f in flags], "cpus": os.cpu_count(),
+            "cpus_usable": len(os.sched_getaffinity(0))}
     torch = sys.modules.get("torch")  # only asked where the job already loaded it: light jobs stay light
     if torch is not None:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -62,12 +74,13 @@ def hardware() -> dict:
 
 
 def environment() -> dict:
-    """What ran a job: Python, libraries, hardware and the workflow's git commit."""
+    """What ran a job: Python, libraries, hardware, its CPU numerics and the workflow's git commit."""
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "libraries": {lib: _version(lib) for lib in LIBRARIES},
         "hardware": hardware(),
+        "numerics": numerics.record(),
         "git": git_state(),
     }
 

@@ -64,3 +64,8 @@ class LengthGrouped:
             regrouped = [pooled[k:k + self.batch_size] for k in range(0, len(pooled), self.batch_size)]
             self.rng.shuffle(regrouped)
             yield from regrouped
+
+
+def by_length(batches: Batches, data_lengths: list[int], group: int, seed: int):
+    """`batches` regrouped every `group` batches by length (LengthGrouped), or as they are (0 or 1)."""
+    return LengthGrouped(batches, data_lengths, group, seed) if group > 1 else batches

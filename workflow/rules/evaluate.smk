@@ -74,5 +74,6 @@ rule score:
         # the predictions of a killed job are gone.
         made_from=made_from(score_inputs),
         tokenizer=cider_tokenizer(),  # CIDEr's caption tokenizer: java appearing or going rescores
+        numerics=canonical(PLAN.cpu_numerics()),  # CIDEr's numpy math
     script:
         "../scripts/score.py"

@@ -1,6 +1,7 @@
 import json
 
 from tunebench import files, plan, progress
+from tunebench.job import exit_now
 from tunebench.stages import aggregate
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
@@ -18,3 +19,4 @@ with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
         snakemake.output[0],
         plan.job_digest(snakemake.params.code, job, snakemake.params.made_from),
     )
+exit_now()

@@ -1,6 +1,7 @@
 import json
 
 from tunebench import files, plan, progress
+from tunebench.job import exit_now
 from tunebench.stages import report
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
@@ -12,3 +13,4 @@ with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
         snakemake.input.loss,
         snakemake.output[0],
     )
+exit_now()

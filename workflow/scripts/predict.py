@@ -1,12 +1,18 @@
 import json
 
+from tunebench import numerics
+
+job = json.loads(snakemake.params.job)
+# First: numpy and torch read the job's CPU numerics when they load.
+numerics.pin(job["cpu_numerics"], int(snakemake.resources.get("gpu", 0)), snakemake.threads)
+
 from tunebench import files, plan, progress
+from tunebench.job import exit_now
 from tunebench.stages import predict
 
 with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
     files.remove_temporaries(snakemake.output)
     sets = snakemake.params.sets
-    job = json.loads(snakemake.params.job)
     predict.run(
         {
             "job": job,
@@ -20,3 +26,4 @@ with progress.logged(snakemake.log[0], plan.progress(snakemake.config)):
         processes=int(snakemake.resources.get("gpu", 0)),
         threads=snakemake.threads,
     )
+exit_now()
