@@ -108,7 +108,9 @@ def test_changing_a_methods_lr_in_a_finished_study_makes_its_cell_outdated(study
     # Snakemake's own bookkeeping: the tuning run's params (its plan slice) changed, and what follows.
     assert state == "outdated", detail
     assert detail.startswith("params changed: results/small/tune/tiny/last/big_count/seed0/") and "(rule tune_weights)" in detail
-    assert re.search(r"; \d+ outputs to rebuild; as built: E -?\d", detail)
+    # and the cell's recorded plan digest names the key.
+    assert re.search(r"; \d+ outputs to rebuild; built under another plan \(settings.lr 0.002 -> 0.005\); as built: E -?\d",
+                     detail), detail
     assert cells["lora"][0] == "done" and cells["boom"][0] == "failed"
     assert status(workdir)["last"][0] == "done"  # the study's own config: nothing changed
 
