@@ -122,7 +122,7 @@ def measure(root: Path, n: int, base: Path, code_root: Path) -> dict:
     control = plan.job_control(study.config, "bench")
     tune = {"job": study.tune_job("bench", "lora", "photos", 0), "base": str(base),
             "train_path": str(work / "train.parquet"), "replay_paths": {}, "tuned_path": str(work / "tune" / "adapter"),
-            "run_path": str(work / "tune" / "run.json"), "control": control}
+            "run_path": str(work / "tune" / "run.json"), "control": control, "code": "bench"}
     predict = {"job": study.predict_job("bench", plan.ZEROSHOT, "photos"), "base": str(base), "tuned": None,
                "run_path": None, "test_paths": {"photos": str(work / "test.parquet")},
                "outputs": {"photos": str(work / "predictions" / "photos.jsonl")}, "control": control}

@@ -19,6 +19,7 @@ from tunebench.stages import predict as predict_stage
 from tunebench.stages import tune as tune_stage
 from tunebench.train import batches as batching
 from tunebench.train import loop as training
+from tunebench.train.checkpoint import checkpoint_path
 from tunebench.train.memory import OutOfMemory
 
 FAMILY = families.family("llava_onevision")
@@ -119,7 +120,8 @@ def _tune_args(saved: Path, name: str, method: str, checkpoint_every: int = 0, *
     plan = saved_model_plan(saved / "base", model, checkpoint_every=checkpoint_every, steps=STEPS)
     return {"job": plan.tune_job("tiny", method, "big_count", 0), "base": str(saved / "base"),
             "train_path": str(saved / "train.parquet"), "replay_paths": {}, "tuned_path": str(tuned),
-            "run_path": str(run / "run.json"), "control": study_plan.job_control(plan.config, "tiny")}
+            "run_path": str(run / "run.json"), "control": study_plan.job_control(plan.config, "tiny"),
+            "code": "tune-code"}
 
 
 def _result(args: dict) -> dict:
@@ -232,4 +234,4 @@ def test_a_multi_process_run_out_of_memory_restarts_its_processes_at_half_the_mi
     assert [(h["at"], h["from"], h["to"]) for h in two["run"]["oom_halvings"]] == [("step 3", 3, 1)]
     assert two["run"]["resumed_from_step"] == 2 and two["run"]["distributed"] == "fsdp"  # a sharded checkpoint
     assert two["losses"] == pytest.approx(one["losses"], rel=1e-4, abs=1e-5)
-    assert not training.relaunch_note(training.checkpoint_path(Path(args["run_path"]).parent)).exists()
+    assert not training.relaunch_note(checkpoint_path(Path(args["run_path"]).parent)).exists()
