@@ -35,6 +35,7 @@ from workflow_helpers import (
     SMALL,
     copy_of_repo,
     copy_of_study,
+    edited_small,
     kill_job_writing,
     planned_jobs,
     require_slurm,
@@ -55,12 +56,8 @@ LORA_RUN = "results/small/tune/tiny/lora/big_count/seed0"
 
 
 def small_config(tmp_path: Path, edit) -> Path:
-    """small.yaml after `edit(config)`, written beside the test."""
-    config = yaml.safe_load(SMALL.read_text())
-    edit(config)
-    path = tmp_path / f"edited{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """small.yaml after `edit(config)`, written beside the test under a name of its own."""
+    return edited_small(tmp_path / f"edited{uuid.uuid4().hex[:6]}.yaml", edit)
 
 
 # ---- 1. a checkpoint belongs to one run ----------------------------------------------------------
@@ -165,7 +162,9 @@ def test_a_datasets_primary_key_and_metric_reach_scoring_and_aggregation_only(st
 def test_a_cell_built_under_another_plan_is_outdated(study, tmp_path, edit, method, changed):
     workdir = copy_of_study(study, tmp_path)
     cells = status(workdir, small_config(tmp_path, edit))
-    assert cells[method] == ("outdated", f"built under another plan ({changed})")
+    state, detail = cells[method]
+    # Snakemake's bookkeeping names the first output to rebuild; the cell's recorded plan digest, the key.
+    assert state == "outdated" and f"; built under another plan ({changed}); as built: " in detail, detail
     if method == "last":
         assert cells["lora"][0] == "done"
 
@@ -174,18 +173,20 @@ def test_a_lock_is_live_only_while_its_snakemake_runs(study, tmp_path):
     """Snakemake's lock files name no process: one SIGKILLed leaves them. A cell counts as running
     while a Snakemake process works in the directory, and as interrupted once it is gone."""
     workdir = copy_of_study(study, tmp_path)
-    run = start_snakemake(workdir, f"{LORA_RUN}/run.json", "--forcerun", "tune")
+    longer = small_config(tmp_path, lambda c: c["tuning"].update(steps=5000))  # still running when killed
+    run = start_snakemake(workdir, f"{LORA_RUN}/run.json", "--forcerun", "tune", configfile=longer)
     try:
         while not ((workdir / ".snakemake/locks").is_dir() and any((workdir / ".snakemake/incomplete").rglob("*"))):
             assert run.poll() is None, (workdir / "snakemake.out").read_text()[-3000:]
             time.sleep(0.1)
-        state, detail = status(workdir)["lora"]
-        assert state == "running" and LORA_RUN in detail
+        state, detail = status(workdir, longer)["lora"]
+        assert run.poll() is None
+        assert state == "running" and detail.startswith("tuning seed 0"), detail
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
     assert any((workdir / ".snakemake/locks").iterdir())  # left behind
-    state, detail = status(workdir)["lora"]
+    state, detail = status(workdir, longer)["lora"]
     assert state == "failed" and detail.startswith("interrupted") and "--rerun-incomplete" in detail
 
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from base64 import urlsafe_b64decode
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -59,12 +59,12 @@ class Bookkeeping:
     pending: dict[str, tuple[str, str]]  # output Snakemake would rebuild -> (rule, why)
 
     @classmethod
-    def read(cls, workdir: Path, pending: dict[str, tuple[str, str]] | None = None) -> Bookkeeping:
+    def read(cls, workdir: Path) -> Bookkeeping:
         meta = Path(workdir) / ".snakemake"
         locks = meta / "locks"
         locked = locks.is_dir() and any(locks.iterdir()) and snakemake_runs_in(workdir)
         return cls(locked=locked, incomplete=frozenset(_incomplete(meta)),
-                   failed=_failed_outputs(meta / "log", Path(workdir)), pending=pending or {})
+                   failed=_failed_outputs(meta / "log", Path(workdir)), pending={})
 
 
 def _is_snakemake(cmdline: list[str]) -> bool:
@@ -268,7 +268,8 @@ def cell_status(workdir: Path, plan: Plan, model: str, method: str, dataset: str
         stale = [(out, *book.pending[out]) for path, _, _ in chain for out in book.pending if _within(out, path)]
         if stale:
             out, rule, why = next((s for s in stale if s[2] not in CONSEQUENCES), stale[0])
-            return status("outdated", f"{why}: {out} (rule {rule}); {len(stale)} outputs to rebuild; as built: {summary}",
+            cause = f"{why}: {out} (rule {rule}); {len(stale)} outputs to rebuild"
+            return status("outdated", "; ".join([cause, *([another_plan] if another_plan else []), f"as built: {summary}"]),
                           result=result)
         if another_plan:
             return status("outdated", f"{another_plan}; as built: {summary}", result=result)
@@ -293,8 +294,9 @@ def study_status(workdir: Path, plan: Plan, config_files: list[Path] | None = No
     workdir = Path(workdir).resolve()
     cells = [(model, method, dataset) for model in plan.models for method in plan.methods for dataset in plan.downstream]
     built = [plan.cell_path(*cell) for cell in cells if (workdir / plan.cell_path(*cell)).exists()]
-    pending = snakemake_pending(workdir, config_files, built, snakefile) if built and config_files else {}
-    book = Bookkeeping.read(workdir, pending)
+    book = Bookkeeping.read(workdir)  # first: what runs now, before the seconds `--summary` takes
+    if built and config_files:
+        book = replace(book, pending=snakemake_pending(workdir, config_files, built, snakefile))
     with contextlib.chdir(workdir):  # local data paths in the config are the workflow's, relative to it
         return [cell_status(workdir, plan, *cell, book) for cell in cells]
 
