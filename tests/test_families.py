@@ -19,6 +19,7 @@ from tunebench.methods import weights
 from tunebench.models import families, inputs, loading, tiny
 from tunebench.train import batches as batching
 from tunebench.train import loop as training
+from tunebench.train.sharding import full_tensors
 
 FAMILIES = sorted(tiny.BUILDERS) + ["vila"]
 # Settings for every method kind in the registry (small: tiny models). A kind missing here fails
@@ -195,7 +196,9 @@ def test_every_method_trains_one_step_and_its_result_reloads(family, kind, check
     tuned = _logits(model, batch)
     if kind == "prompt":  # the answers still see the images behind the virtual tokens
         assert not torch.allclose(_logits(model, {**batch, "pixel_values": batch["pixel_values"].flip(0)}), tuned)
-    weights.save_tuned(model, expected, tmp_path / "tuned")
+    # as the tune stage saves it: the tensors it gathers (every process's shards) handed to the save
+    weights.save_tuned(model, expected, tmp_path / "tuned",
+                       state=full_tensors(model, weights.tensors_to_save(model, expected)))
 
     spec = {"family": family, "source": "hf", "path": str(checkpoints(family)), "trust_remote_code": family == "vila",
             "precision": "fp32", "attn_implementation": "auto"}

@@ -17,9 +17,13 @@ from .registry import attach_modules
 
 def tensors_to_save(model, trained: set[str]) -> set[str]:
     """What a tuned model's save reads from its state: the trained tensors and, for a peft tuner,
-    every tensor of the tuner (VeRA's shared projections are buffers)."""
+    every tensor of the tuner: those named with its prefix in the layers, and those it holds
+    itself beside the wrapped model (VeRA's shared projections, `base_model.vera_A.<adapter>`)."""
     prefix = getattr(getattr(model, "base_model", None), "prefix", None) if hasattr(model, "peft_config") else None
-    return trained | ({n for n in model.state_dict() if prefix in n} if prefix else set())
+    if not prefix:
+        return set(trained)
+    return trained | {n for n in model.state_dict()
+                      if prefix in n or (n.startswith("base_model.") and not n.startswith("base_model.model."))}
 
 
 def save_tuned(model, trained: set[str], path: Path, placeholder: bool = False,
