@@ -57,7 +57,6 @@ def landing(root: str) -> str:
     return f"{root}/report/landing.rst"
 
 
-
 # What each job kind writes, as the layout above spells it: names never hold a '/' (the schema's
 # name pattern), so a path names its job.
 _NAME = r"[^/]+"

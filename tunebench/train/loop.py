@@ -228,8 +228,9 @@ class _Run:
 
 def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path, max_grad_norm: float = 1.0,
           weight_decay: float = 0.0, desc: str = "train", checkpoint: Path | None = None, checkpoint_every: int = 0,
-          run_identity: dict | None = None, precision: str = "fp32", gradient_checkpointing: bool = False, micro_batch_size: int | None = None,
-          num_workers: int = 0, distributed: str = "ddp", trackers: list = (), hyperparameters: dict | None = None) -> dict:
+          run_identity: dict | None = None, precision: str = "fp32", gradient_checkpointing: bool = False,
+          micro_batch_size: int | None = None, num_workers: int = 0, distributed: str = "ddp", trackers: list = (),
+          hyperparameters: dict | None = None) -> dict:
     """Optimise the model's trainable parameters; returns what the run really did. `precision`
     bf16/fp16 autocasts the forward pass (weights and optimizer state stay fp32).
 
@@ -241,9 +242,10 @@ def train(model, data: Batched, batches, lr: float, warmup: int, log_path: Path,
     With `checkpoint` and `checkpoint_every`, the state is saved every that many optimizer steps
     and a rerun with the same `run_identity` (checkpoint.identity) resumes from it: the batch
     sequence is redrawn from its seed and the steps already done are skipped, so an interrupted run
-    ends where an uninterrupted one does. A checkpoint of another run is discarded (stats
-    ["checkpoint"] says why). The caller removes the checkpoint once the run's outputs are written. `trackers` (tunebench.tracking) get every
-    step's loss, lr and samples/s, and `hyperparameters`.
+    ends where an uninterrupted one does. A checkpoint of another run is discarded
+    (`stats["checkpoint"]` says why). The caller removes the checkpoint once the run's outputs are
+    written. `trackers` (tunebench.tracking) get every step's loss, lr and samples/s, and
+    `hyperparameters`.
     """
     if distributed not in sharding.MODES:
         raise ValueError(f"distributed: {distributed!r} is not one of {sharding.MODES}")
