@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 import embedded_stages
+import polars as pl
 
 from tunebench import plan as study_plan
 from tunebench.files import read_json
@@ -76,15 +77,16 @@ def zero_shot_table(cells: list[dict]) -> str:
 
 
 def stages_text(results: Path) -> str:
-    """The study's wall time (where `embedded_stages.py --fresh` recorded it) and per-stage job times."""
-    frame = embedded_stages.stage_table(results)
+    """The study's wall time and per-stage job times as `embedded_stages.py --fresh` recorded them
+    (jobs run later, e.g. by `make beyond`, stay out), else the per-stage job times of every job."""
+    wall = embedded_stages.recorded_wall(results)
+    frame = pl.DataFrame(wall["stages"]) if wall else embedded_stages.stage_table(results)
     header = ["stage", "jobs", "summed job s", "mean job s", "of which training s", "peak MB"]
     columns = ["stage", "jobs", "job_seconds_total", "job_seconds_mean", "training_s", "peak_rss_mb"]
     rows = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for r in frame.iter_rows(named=True):
         rows.append("| " + " | ".join("–" if r[c] is None else f"{r[c]:g}" if isinstance(r[c], float) else str(r[c])
                                       for c in columns) + " |")
-    wall = embedded_stages.recorded_wall(results)
     summary = (f"Wall time {wall['wall_seconds']:.0f} s on {wall['cores']} cores ({wall['cpu']}, load average "
                f"{wall['load_before']:.2f} before, {wall['load_after']:.2f} after), "
                if wall else "Wall time not recorded (`python bench/embedded_stages.py --fresh` records it), ")

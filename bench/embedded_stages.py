@@ -73,7 +73,8 @@ def wall_path(results: Path) -> Path:
 
 
 def recorded_wall(results: Path) -> dict | None:
-    """The wall time of the last `--fresh` run of the whole study, and the machine's load around it."""
+    """The wall time of the last `--fresh` run of the whole study, the machine's load around it and
+    its per-stage table (jobs run since, e.g. by `make beyond`, are not in it)."""
     path = wall_path(results)
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -102,10 +103,10 @@ def main() -> None:
         wall = time.perf_counter() - start
         print(f"after: {load_text()}")
         print(f"study wall time: {wall:.0f} s ({int(wall // 60)} min {wall % 60:.0f} s) on {args.cores} cores")
-        if args.fresh:  # the whole study ran: the figure the README quotes (make docs reads it)
+        if args.fresh:  # the whole study ran: the figures the docs quote (make docs reads them)
             write_json({"wall_seconds": round(wall, 1), "cores": int(args.cores), "cpu": provenance.cpu_model(),
-                        "load_before": before, "load_after": os.getloadavg()[0], "git": provenance.git_state()},
-                       wall_path(results))
+                        "load_before": before, "load_after": os.getloadavg()[0], "git": provenance.git_state(),
+                        "stages": stage_table(results).to_dicts()}, wall_path(results))
     report(results)
 
 

@@ -8,6 +8,11 @@ import sys
 
 from workflow_helpers import ROOT, SMALL
 
+from tunebench.files import write_json
+
+sys.path.insert(0, str(ROOT / "bench"))
+import embedded_stages  # noqa: E402
+
 
 def compare(a, b) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "bench" / "compare_studies.py"), str(a), str(b)],
@@ -42,10 +47,21 @@ def test_make_docs_writes_every_block_and_figure_from_the_results_stamped_with_t
     readme.write_text("top\n<!-- docs:table -->\nold\n<!-- /docs:table -->\nend\n")
     page.write_text("".join(f"<!-- docs:{name} -->\nold\n<!-- /docs:{name} -->\n"
                             for name in ("stages", "zero-shot", "table", "beyond")))
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "docs.py"), "--no-run", "--directory", str(workdir),
-                           "--readme", str(readme), "--study-doc", str(page), "--docs", str(figures_dir),
-                           "--configfile", str(SMALL), "--beyond", str(SMALL)],
-                          capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # What `embedded_stages.py --fresh` records when the study ends, then a job run after it (by
+    # `make beyond`, say): the stage table is the fresh run's.
+    recorded, late = embedded_stages.wall_path(results), results / "benchmarks" / "late" / "job.tsv"
+    write_json({"wall_seconds": 123.4, "cores": 2, "cpu": "CPU", "load_before": 0.5, "load_after": 1.5,
+                "stages": embedded_stages.stage_table(results).to_dicts()}, recorded)
+    late.parent.mkdir()
+    late.write_text(next((results / "benchmarks" / "tune").glob("*.tsv")).read_text())
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "docs.py"), "--no-run", "--directory",
+                               str(workdir), "--readme", str(readme), "--study-doc", str(page), "--docs",
+                               str(figures_dir), "--configfile", str(SMALL), "--beyond", str(SMALL)],
+                              capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        recorded.unlink()
+        shutil.rmtree(late.parent)
     assert done.returncode == 0, done.stderr
     cell = json.loads((results / "cells" / "tiny" / "lora" / "big_count.json").read_text())
     commit = cell["provenance"]["runs"]["0"]["environment"]["git"]["commit"][:10]
@@ -58,6 +74,7 @@ def test_make_docs_writes_every_block_and_figure_from_the_results_stamped_with_t
     zero_shot = cell["seeds"]["0"]["upstream"]["shapes_vqa"]["before"]
     assert f"| `shapes_vqa` | {cell['metric']['shapes_vqa']} | {zero_shot:.1f} |" in full
     assert "summed job time" in full and "\n| tune | " in full and "\n| pretrain | 1 | " in full
+    assert "Wall time 123 s on 2 cores (CPU, load average 0.50 before, 1.50 after)" in full and "| late |" not in full
     assert sorted(p.name for p in figures_dir.iterdir()) == sorted(
         f"embedded_{name}.{ext}" for name in ("tradeoff", "scores", "beyond_tradeoff") for ext in ("png", "svg"))
 

@@ -2,11 +2,18 @@
 whichever kernels this machine's libraries would pick, and the same bits as on the machine that wrote
 tests/numerics_digest.json (CI runs this on its own machine: drift there fails here)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from numerics_job import NUMERICS_DIGEST, computed, run
 
 from tunebench import provenance
 from tunebench.files import read_json
+
+TESTS = Path(__file__).resolve().parent
 
 # PyTorch's kernel builds (ATEN_CPU_CAPABILITY) and the CPU flags each needs.
 CAPABILITIES = {"default": (), "avx2": ("avx2", "fma"), "avx512": ("avx512f", "avx512bw", "avx512vl", "avx512dq")}
@@ -62,3 +69,19 @@ def test_a_short_pretraining_gives_the_digest_committed_in_the_repository(runs):
     assert result["losses"] == digest["losses"], f"the loss sequence drifted; {hint}"
     assert result["weights_sha256"] == digest["weights_sha256"], f"the pretrained weights drifted; {hint}"
     assert result["predictions_sha256"] == digest["predictions_sha256"], f"the predictions drifted; {hint}"
+
+
+def test_the_processes_a_pinned_job_launches_compute_with_its_numerics(tmp_path):
+    """A job with N processes (`accelerate launch`, here 2 over gloo): each inherits the variables
+    and must set torch's flags itself. The job runs in its own process, as its script does."""
+    job = (f"from tunebench import numerics; numerics.pin(numerics.settings('pinned'))\n"
+           f"from tunebench.train.launch import run_stage\n"
+           f"run_stage('launched_probe', None, {{'out': {str(tmp_path)!r}}}, 2, 1, {str(tmp_path / 'args.json')!r})")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])}
+    done = subprocess.run([sys.executable, "-c", job], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank in (0, 1):
+        seen = read_json(tmp_path / f"rank{rank}.json")
+        assert seen["mode"] == "pinned" and seen["applied"] and seen["threads"] == 1
+        assert seen["env"]["MKL_CBWR"] == "COMPATIBLE" and seen["torch_cpu_capability"] == "AVX2"
+        assert seen["torch_conv_libraries"] == {"mkldnn": False, "nnpack": False}

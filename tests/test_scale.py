@@ -5,6 +5,7 @@ import copy
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 import transformers
@@ -192,10 +193,21 @@ def test_records_stream_from_parquet_one_row_group_at_a_time(saved):
     split = records.FromParquet(saved / "test.parquet")
     rows = schema.read_split(saved / "test.parquet")
     assert len(split) == len(rows) == 13 and [split[i] for i in range(13)] == rows
-    assert "image" not in split.texts[0] and split.sizes[0] == records.image_size(rows[0]["image"])
-    import pyarrow.parquet as pq  # noqa: PLC0415
-
+    # every size as the image's own header gives it, read from the file's metadata, not the images
+    assert "image" not in split.texts[0] and split.sizes == [records.image_size(r["image"]) for r in rows]
     assert pq.ParquetFile(saved / "test.parquet").metadata.num_row_groups == 2  # 8 + 5 rows
+
+
+def test_a_split_without_its_image_sizes_or_with_wrong_ones_is_refused_by_name(saved, tmp_path):
+    table = pq.read_table(saved / "test.parquet")
+    bare = tmp_path / "bare.parquet"
+    pq.write_table(table.replace_schema_metadata({}), bare)  # the same rows, written by another tool
+    with pytest.raises(ValueError, match=rf"{bare}: no tunebench.image_sizes in its Parquet metadata"):
+        records.FromParquet(bare)
+    short = tmp_path / "short.parquet"
+    pq.write_table(table.replace_schema_metadata({schema.IMAGE_SIZES_KEY: json.dumps([[48, 48]] * 12)}), short)
+    with pytest.raises(ValueError, match=rf"{short}: its tunebench.image_sizes metadata is not one .* its 13 rows"):
+        records.FromParquet(short)
 
 
 SHIM = '''

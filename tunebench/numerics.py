@@ -52,20 +52,37 @@ def settings(mode: str) -> dict:
 
 def pin(numerics: dict, gpus: int = 0, threads: int | None = None) -> None:
     """Set up a job's numerics, first thing in its process (before torch or numpy loads):
-    `numerics` is its plan's `cpu_numerics`, `gpus` its `gpu` resource. A model job also gives its
-    rule's `threads`: torch is then imported and set up too."""
+    `numerics` is its plan's `cpu_numerics`, `gpus` its `gpu` resource. A job that loads a model
+    outside train.launch.run_stage (which sets torch up itself) gives its rule's `threads` too."""
     applied = not gpus
     if applied:
         os.environ.update(numerics["env"])  # over whatever the environment set: the plan decides
-    _applied.update(mode=numerics["mode"], applied=applied)
-    if threads is None:
-        return
+    _applied.update(mode=numerics["mode"], applied=applied, conv_libraries=numerics["conv_libraries"])
+    if threads is not None:
+        set_up_torch(threads)
+
+
+def set_up_torch(threads: int) -> None:
+    """Torch's part, in every process that computes: its thread count, and where the numerics are
+    applied, whether convolutions may run on oneDNN and NNPACK (flags, not variables: a process
+    `accelerate launch` starts inherits the variables but must set these itself)."""
     import torch
 
     torch.set_num_threads(threads)
-    if applied:
-        torch.backends.mkldnn.enabled = numerics["conv_libraries"]
-        torch.backends.nnpack.set_flags(numerics["conv_libraries"])
+    if _applied.get("applied"):
+        torch.backends.mkldnn.enabled = _applied["conv_libraries"]
+        torch.backends.nnpack.set_flags(_applied["conv_libraries"])
+
+
+def handed_on() -> dict:
+    """This job's numerics as a process it launches takes them up (`resume`)."""
+    return dict(_applied)
+
+
+def resume(state: dict, threads: int) -> None:
+    """In a process a job launched: the job's numerics (`handed_on`), recorded and set up alike."""
+    _applied.update(state)
+    set_up_torch(threads)
 
 
 def record() -> dict:

@@ -2,27 +2,18 @@
 
 A prepared split keeps its text columns in memory (a few hundred bytes a record); an image's bytes
 are read from its Parquet row group when the record is asked for (schema.write_split keeps row
-groups small). Every kind of record set knows its images' sizes up front (read from the image
-headers in one pass), which is what batching by length needs before any image is processed.
+groups small). Every kind of record set knows its images' sizes up front (a prepared split from its
+metadata, records in memory from their image headers), which is what batching by length needs
+before any image is processed.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from PIL import Image
 
-from .schema import SCHEMA
-
-TEXT_COLUMNS = [c for c in SCHEMA if c != "image"]
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """(height, width) from the image's header, without decoding its pixels."""
-    width, height = Image.open(io.BytesIO(data)).size
-    return height, width
+from .schema import TEXT_COLUMNS, image_size, image_sizes
 
 
 class InMemory:
@@ -50,14 +41,8 @@ class FromParquet:
         meta = pq.ParquetFile(self.path).metadata
         self.where = [(group, row) for group in range(meta.num_row_groups)
                       for row in range(meta.row_group(group).num_rows)]
-        self.sizes = [image_size(data) for data in self._images()]
+        self.sizes = image_sizes(path, meta.metadata, len(self.texts))
         self._file = None
-
-    def _images(self):
-        """Every image's bytes in file order, one row group at a time."""
-        parquet = pq.ParquetFile(self.path)
-        for group in range(parquet.metadata.num_row_groups):
-            yield from parquet.read_row_group(group, columns=["image"]).column(0).to_pylist()
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -25,7 +25,7 @@ def score_predictions(dataset: str, job: dict, predictions_path: Path, test_path
     scores, each test item's own score (`items`, in test-split order) and the primary score on each
     resample of the test set (`resampled`; tunebench.evaluation.resampling). `job`: the plan's scoring
     slice of the dataset (metric, primary, protocol, format, resamples, resample seed)."""
-    records = schema.read_split(test_path)
+    records = schema.read_split(test_path, schema.TEXT_COLUMNS)  # not the images: memory stays the texts'
     outputs = {p["id"]: p["output"] for p in read_jsonl(predictions_path)}
     ids = {r["id"] for r in records}
     unknown = [i for i in outputs if i not in ids]

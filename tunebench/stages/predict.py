@@ -59,8 +59,7 @@ def run(args: dict, processes: int, threads: int) -> None:
               Path(next(iter(args["outputs"].values()))).parent / "predict_args.json")
 
 
-def main_with(args: dict, threads: int) -> None:
-    torch.set_num_threads(threads)
+def main_with(args: dict) -> None:
     predict(**args)
 
 

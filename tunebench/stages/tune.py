@@ -112,10 +112,7 @@ def run(args: dict, processes: int, threads: int) -> None:
               relaunch_note=training.relaunch_note(checkpoints.checkpoint_path(run_dir)))
 
 
-def main_with(args: dict, threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+def main_with(args: dict) -> None:
     tune(**args)
 
 

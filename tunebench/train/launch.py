@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
+from .. import numerics
 from ..files import write_json
 
 PORTS = range(20000, 40000)
@@ -36,16 +37,18 @@ def accelerate_command(module: str, args: list[str], num_processes: int, port: i
     return command + ["--module", module, *args]
 
 
-def run_stage(module: str, main: Callable[[dict, int], None], args: dict, processes: int, threads: int,
+def run_stage(module: str, main: Callable[[dict], None], args: dict, processes: int, threads: int,
               args_path: Path, relaunch_note: Path | None = None) -> None:
-    """`main(args, threads)` here (0 or 1 processes), or in `processes` processes: `python -m module
-    ARGS.json` under `accelerate launch`, ARGS.json (at `args_path`) holding the arguments. When the
+    """`main(args)` here (0 or 1 processes), or in `processes` processes: `python -m module
+    ARGS.json` under `accelerate launch`, ARGS.json (at `args_path`) holding the arguments, the
+    thread count and the job's numerics. Every process computes with `threads` threads. When the
     processes fail after writing `relaunch_note` (they ran out of memory and halved their
     micro-batch: tunebench.train.memory), they are started again."""
     if processes <= 1:
-        main(args, threads)
+        numerics.set_up_torch(threads)
+        main(args)
         return
-    write_json({**args, "threads": threads}, args_path)
+    write_json({**args, "threads": threads, "numerics": numerics.handed_on()}, args_path)
     port = main_process_port(str(Path(args_path).resolve()))
     command = accelerate_command(module, [str(args_path)], processes, port)
     while True:
@@ -58,7 +61,8 @@ def run_stage(module: str, main: Callable[[dict, int], None], args: dict, proces
             raise subprocess.CalledProcessError(returncode, command)
 
 
-def stage_main(main: Callable[[dict, int], None]) -> None:
+def stage_main(main: Callable[[dict], None]) -> None:
     """A launched stage module's entry: its arguments from the ARGS.json named on the command line."""
     args = json.loads(Path(sys.argv[1]).read_text())
-    main(args, args.pop("threads", 1))
+    numerics.resume(args.pop("numerics"), args.pop("threads"))
+    main(args)

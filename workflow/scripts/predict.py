@@ -4,7 +4,7 @@ from tunebench import numerics
 
 job = json.loads(snakemake.params.job)
 # First: numpy and torch read the job's CPU numerics when they load.
-numerics.pin(job["cpu_numerics"], int(snakemake.resources.get("gpu", 0)), snakemake.threads)
+numerics.pin(job["cpu_numerics"], int(snakemake.resources.get("gpu", 0)))  # torch: in run_stage
 
 from tunebench import files, plan, progress
 from tunebench.job import exit_now
