@@ -63,6 +63,9 @@ def test_the_tradeoff_plot_is_a_png_and_an_svg(tmp_path):
     with Image.open(png) as img:
         assert img.format == "PNG" and 300 <= img.size[0] <= 3000 and 200 <= img.size[1] <= 3000
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+    # drawn again: the same bytes (no date, fixed ids), so regenerating the docs changes nothing
+    _, again = figures.plot_tradeoff(lora_full_cells(), tmp_path / "again" / "tradeoff.png", "Model m")
+    assert again.read_bytes() == svg.read_bytes() and "<dc:date>" not in svg.read_text()
 
 
 def test_a_mean_panel_and_one_per_downstream_set_each_with_interval_bars(beyond_cells, beyond_tradeoff):

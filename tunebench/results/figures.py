@@ -36,10 +36,14 @@ def save(fig, out_png: Path) -> Path:
 
 
 def save_png_and_svg(fig, out_png: Path) -> list[Path]:
-    """The PNG (for the report) and an SVG beside it (for papers: vector, editable text)."""
+    """The PNG (for the report) and an SVG beside it (for papers: vector, editable text). The SVG
+    without a date and with fixed ids: the same figure, the same bytes (make docs rewrites nothing)."""
+    import matplotlib
+
     svg = Path(out_png).with_suffix(".svg")
     save(fig, out_png)
-    fig.savefig(svg)
+    with matplotlib.rc_context({"svg.hashsalt": "tunebench"}):
+        fig.savefig(svg, metadata={"Date": None})
     return [Path(out_png), svg]
 
 
