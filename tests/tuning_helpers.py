@@ -51,7 +51,7 @@ def tune_args(inputs: Path, name: str, job: dict | None = None, checkpoint_every
 def start_tuning(args: dict) -> subprocess.Popen:
     path = Path(args["run_path"]).parent / "args.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**args, "threads": 1}))
+    path.write_text(json.dumps({**args, "threads": 1, "numerics": {}}))  # as run_stage writes it (none pinned)
     return subprocess.Popen([sys.executable, "-m", "tunebench.stages.tune", str(path)], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
 
