@@ -34,14 +34,15 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import polars as pl
 from PIL import Image, UnidentifiedImageError
 
 from . import formats, world
 from .formats import TASK_TYPES, RowError
-from .schema import SCHEMA
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SPLITS = ("train", "test")
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's decompression-bomb limit: the schema's default
@@ -447,6 +448,10 @@ def prepare(name: str, entry: dict, split: str, seed: int) -> tuple[pl.DataFrame
     """The split's records and its manifest (source, counts, filtered and skipped rows).
     With `max_samples`, rows are taken in a seeded random order until that many records are kept;
     a format's paired rows (MME) are kept whole or not at all, so that many or fewer."""
+    import polars as pl  # here only: the workflow reads this module at every start, and polars takes 0.2 s
+
+    from .schema import SCHEMA
+
     spec = split_spec(name, entry, split)
     source = spec.get("source")
     if source not in SOURCES:
