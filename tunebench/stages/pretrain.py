@@ -32,7 +32,7 @@ def pretrain(job: dict, train_paths: dict[str, Path], out_dir: Path, control: di
     rest = settings["steps"] - sum(p.steps for p in phases)
     phases.append(batching.Phase(rest, {d: 1.0 for d in train}))
     batches = batching.by_length(batching.Batches(pools, phases, settings["batch_size"], seed),
-                                 data.lengths(), settings["group_by_length"], seed)
+                                 data, settings["group_by_length"], seed)
     out_dir = Path(out_dir)
     checkpoint = checkpoints.checkpoint_path(out_dir)
     stats = training.train(model, data, batches, settings["lr"], settings["warmup"], out_dir / "train_log.jsonl",

@@ -65,7 +65,7 @@ def tune(job: dict, base: str | Path, train_path: Path, replay_paths: dict[str, 
     checkpoint = checkpoints.checkpoint_path(run_dir)
     # The base model is an input file only when the workflow built it; an hf model is named by the slice.
     input_files = ([base] if job["load"]["source"] == "embedded" else []) + [train_path, *replay_paths.values()]
-    batches = batching.by_length(batches, data.lengths(), settings["group_by_length"], seed)
+    batches = batching.by_length(batches, data, settings["group_by_length"], seed)
     counts = methods.parameter_counts(model)
     diverged = None
     tracking = control["tracking"]

@@ -66,6 +66,7 @@ class LengthGrouped:
             yield from regrouped
 
 
-def by_length(batches: Batches, data_lengths: list[int], group: int, seed: int):
-    """`batches` regrouped every `group` batches by length (LengthGrouped), or as they are (0 or 1)."""
-    return LengthGrouped(batches, data_lengths, group, seed) if group > 1 else batches
+def by_length(batches: Batches, data, group: int, seed: int):
+    """`batches` regrouped every `group` batches by the lengths of `data`'s records (LengthGrouped),
+    or as they are (0 or 1: the lengths are then not computed, which costs a pass over the split)."""
+    return LengthGrouped(batches, data.lengths(), group, seed) if group > 1 else batches
